@@ -1,0 +1,150 @@
+//! The command line: parse flags, set up logging, run one subcommand, map the outcome to an
+//! exit code (0 ok, 1 user or validation error, 2 environment or internal error, 130
+//! interrupted). Each subcommand lives in its own file and only formats what the library
+//! computes; results go to stdout, logs and progress to stderr.
+
+mod doctor;
+mod version;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{ArgAction, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::engine::ConnectOptions;
+use crate::{Error, Result};
+
+/// podlab: rootless GPU deep-learning environments on Podman.
+#[derive(Debug, Parser)]
+#[command(name = "podlab", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand accepts.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Podman API socket, as unix:///path/to/podman.sock [default: $CONTAINER_HOST, then
+    /// $XDG_RUNTIME_DIR/podman/podman.sock, then podlab's own service]
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<String>,
+    /// Do not start a private `podman system service` when no socket answers.
+    #[arg(long, global = true)]
+    pub no_autostart: bool,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+impl GlobalArgs {
+    fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            url: self.url.clone(),
+            autostart: !self.no_autostart,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show podlab's version, the Podman server's version and the socket in use.
+    Version(version::Args),
+    /// Check that this host is ready for rootless GPU containers.
+    Doctor(doctor::Args),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            // clap's own exit code for usage errors is 2; podlab reserves 2 for the environment.
+            return ExitCode::from(u8::from(err.use_stderr()));
+        }
+    };
+    init_logging(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            return report(&Error::env(format!(
+                "cannot start the async runtime: {err}"
+            )));
+        }
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = run(cli) => Some(outcome),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    match outcome {
+        Some(Ok(code)) => ExitCode::from(code),
+        Some(Err(err)) => report(&err),
+        None => {
+            tracing::warn!("interrupted");
+            ExitCode::from(130)
+        }
+    }
+}
+
+/// Runs one subcommand; the `u8` is the exit code of a run that did not fail outright.
+async fn run(cli: Cli) -> Result<u8> {
+    let connect = cli.global.connect_options();
+    match cli.command {
+        Command::Version(args) => version::run(&args, &connect).await,
+        Command::Doctor(args) => doctor::run(&args, &connect).await,
+    }
+}
+
+fn report(err: &Error) -> ExitCode {
+    let _ = writeln!(std::io::stderr().lock(), "{err}");
+    ExitCode::from(err.exit_code())
+}
+
+fn init_logging(global: &GlobalArgs) {
+    let default = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+/// Writes a command's result to stdout. A closed pipe (`podlab doctor | head -1`) is not an error.
+fn print_result(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::env(format!("cannot write to stdout: {err}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string_pretty(value)
+        .map(|text| text + "\n")
+        .map_err(|err| Error::env(format!("cannot encode JSON: {err}")))
+}

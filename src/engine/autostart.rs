@@ -1,0 +1,252 @@
+//! podlab's private Podman service: started when no socket answers, so a user needs no
+//! `systemctl --user enable podman.socket` (and hosts without a systemd user instance work).
+//!
+//! The service lives at `$XDG_RUNTIME_DIR/podlab/podman.sock`, runs in its own session (no
+//! controlling terminal, so Ctrl-C and closing the terminal do not reach it) and exits by
+//! itself after [`IDLE_EXIT_SECS`] without clients. Later podlab runs reuse it while it lives.
+//! A lock file keeps two podlab processes from starting two services on one socket.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::fs::{FlockOperation, flock};
+
+use super::socket::{Probe, ping};
+use crate::{Error, Result};
+
+/// `podman system service --time`: seconds without clients before the service exits.
+pub const IDLE_EXIT_SECS: u32 = 60;
+/// How long podlab waits for the service's socket to answer.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Files of the private service inside `$XDG_RUNTIME_DIR/podlab`.
+#[derive(Debug, Clone)]
+pub struct ServicePaths {
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    pub pid: PathBuf,
+    lock: PathBuf,
+}
+
+impl ServicePaths {
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            socket: dir.join("podman.sock"),
+            log: dir.join("service.log"),
+            pid: dir.join("service.pid"),
+            lock: dir.join("service.lock"),
+            dir,
+        }
+    }
+}
+
+/// A running private service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub api_version: String,
+    /// The service's pid when this run started it; `None` when an earlier run's service was reused.
+    pub pid: Option<u32>,
+}
+
+/// Returns the private service's socket, reusing a live service or starting one.
+pub async fn ensure_service(paths: &ServicePaths) -> Result<Started> {
+    create_private_dir(&paths.dir)?;
+    let _lock = lock(&paths.lock).await?;
+    if let Probe::Alive { api_version } = ping(&paths.socket).await? {
+        tracing::debug!(socket = %paths.socket.display(), "reusing podlab's private podman service");
+        return Ok(Started {
+            api_version,
+            pid: None,
+        });
+    }
+    let podman = which::which("podman").map_err(|_| {
+        Error::env("podman is not installed or not on PATH: cannot start a podman service")
+            .hint("install podman (Debian/Ubuntu: sudo apt-get install podman), or pass --url unix:///path/to/podman.sock")
+    })?;
+    match fs::remove_file(&paths.socket) {
+        Ok(()) => tracing::debug!("removed a stale socket file"),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => {
+            return Err(Error::env(format!(
+                "cannot remove stale socket {}: {err}",
+                paths.socket.display()
+            )));
+        }
+    }
+    let log = File::create(&paths.log)
+        .map_err(|err| Error::env(format!("cannot create {}: {err}", paths.log.display())))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|err| Error::env(format!("cannot open {}: {err}", paths.log.display())))?;
+    let url = format!("unix://{}", paths.socket.display());
+    tracing::info!(socket = %paths.socket.display(), "no podman socket answers; starting podlab's private podman service");
+    let mut command = Command::new(&podman);
+    command
+        .args([
+            "system",
+            "service",
+            &format!("--time={IDLE_EXIT_SECS}"),
+            &url,
+        ])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .current_dir("/");
+    detach(&mut command);
+    let mut child = command.spawn().map_err(|err| {
+        Error::env(format!(
+            "cannot start {} system service: {err}",
+            podman.display()
+        ))
+        .hint("check that podman runs: podman info")
+    })?;
+    let pid = child.id();
+    write_atomically(&paths.pid, format!("{pid}\n").as_bytes())?;
+
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Error::env(format!(
+                "podman system service exited ({status}) before its socket answered: {}",
+                log_tail(&paths.log)
+            ))
+            .hint(format!(
+                "see {} and run podman info to check the podman setup",
+                paths.log.display()
+            )));
+        }
+        if let Probe::Alive { api_version } = ping(&paths.socket).await? {
+            return Ok(Started {
+                api_version,
+                pid: Some(pid),
+            });
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::env(format!(
+                "podlab's podman service did not answer on {} within {} s",
+                paths.socket.display(),
+                START_TIMEOUT.as_secs()
+            ))
+            .hint(format!(
+                "see {}, or start one yourself: podman system service --time=0 {url} &",
+                paths.log.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Puts the service in a session of its own, away from the terminal's signals.
+#[expect(
+    unsafe_code,
+    reason = "pre_exec is unsafe; the closure only calls setsid(2), which is async-signal-safe"
+)]
+fn detach(command: &mut Command) {
+    // SAFETY: runs between fork and exec; setsid touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::setsid()
+                .map(drop)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let fail = |err: std::io::Error| Error::env(format!("cannot create {}: {err}", dir.display()));
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(fail)?;
+    let meta = fs::metadata(dir).map_err(fail)?;
+    if meta.uid() != rustix::process::geteuid().as_raw() {
+        return Err(
+            Error::env(format!("{} belongs to another user", dir.display()))
+                .hint("set XDG_RUNTIME_DIR to your own runtime directory, /run/user/$(id -u)"),
+        );
+    }
+    Ok(())
+}
+
+/// Takes an exclusive lock on `path`, released when the file is dropped. Blocks at most
+/// [`START_TIMEOUT`], polling, so a wedged peer cannot hang podlab forever.
+async fn lock(path: &Path) -> Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|err| Error::env(format!("cannot open lock file {}: {err}", path.display())))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(file),
+            Err(rustix::io::Errno::WOULDBLOCK) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => {
+                return Err(Error::env(format!("cannot lock {}: {err}", path.display()))
+                    .hint("another podlab may be starting a podman service; try again"));
+            }
+        }
+    }
+}
+
+/// Writes through a temporary file and a rename, so readers never see half a file.
+fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, contents)
+        .and_then(|()| fs::rename(&tmp, path))
+        .map_err(|err| Error::env(format!("cannot write {}: {err}", path.display())))
+}
+
+fn log_tail(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    let tail = lines
+        .get(lines.len().saturating_sub(3)..)
+        .unwrap_or_default();
+    if tail.is_empty() {
+        "it printed nothing".to_owned()
+    } else {
+        tail.join(" | ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_tail_keeps_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("service.log");
+        fs::write(&log, "a\n\nb\nc\nd\n").unwrap();
+        assert_eq!(log_tail(&log), "b | c | d");
+        fs::write(&log, "").unwrap();
+        assert_eq!(log_tail(&log), "it printed nothing");
+    }
+
+    #[tokio::test]
+    async fn lock_is_exclusive_between_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.lock");
+        let held = lock(&path).await.unwrap();
+        let other = File::open(&path).unwrap();
+        assert!(flock(&other, FlockOperation::NonBlockingLockExclusive).is_err());
+        drop(held);
+        assert!(flock(&other, FlockOperation::NonBlockingLockExclusive).is_ok());
+    }
+}

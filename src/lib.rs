@@ -1,0 +1,15 @@
+//! podlab: a Podman-native, rootless runner for GPU deep-learning environments.
+//!
+//! Data flows one way: the command line (and later `podlab.toml`) is resolved into plain
+//! models, and only two modules touch the host: [`engine`] (the Podman REST socket) and
+//! [`gpu`] (NVIDIA driver discovery). [`capabilities`] is the one place that knows what each
+//! Podman version can do.
+
+pub mod capabilities;
+pub mod cli;
+pub mod doctor;
+pub mod engine;
+pub mod error;
+pub mod gpu;
+
+pub use error::{Error, Result};
