@@ -1,0 +1,296 @@
+//! Shared plumbing for the end-to-end tests: they run the built `podlab` binary as the
+//! unprivileged test user that `tests/host/provision.sh` creates, against that user's own
+//! Podman socket.
+//!
+//! On a host that was not provisioned the tests print why and pass as skipped, unless
+//! `PODLAB_E2E=1` (set by `.ci/run`), which turns the skip into a failure.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this module"
+)]
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+const HOST_ENV: &str = "/etc/podlab-test-host.env";
+
+/// The provisioned test host, from `/etc/podlab-test-host.env`.
+#[derive(Debug, Clone)]
+pub struct TestHost {
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+    pub runtime_dir: PathBuf,
+    pub socket: PathBuf,
+    pub image: String,
+    /// The podlab binary, copied where the test user can execute it.
+    pub podlab: PathBuf,
+}
+
+/// Tests that stop the user's socket take the write side; all others the read side.
+static SOCKET_LOCK: RwLock<()> = RwLock::new(());
+
+pub fn shared_socket() -> RwLockReadGuard<'static, ()> {
+    SOCKET_LOCK
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub fn exclusive_socket() -> RwLockWriteGuard<'static, ()> {
+    SOCKET_LOCK
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The test host, or `None` (after printing why) when the e2e tests must skip.
+pub fn host() -> Option<&'static TestHost> {
+    static HOST: OnceLock<Result<TestHost, String>> = OnceLock::new();
+    match HOST.get_or_init(load) {
+        Ok(host) => Some(host),
+        Err(reason) if std::env::var("PODLAB_E2E").as_deref() == Ok("1") => {
+            panic!("PODLAB_E2E=1 but the e2e host is not usable: {reason}")
+        }
+        Err(reason) => {
+            eprintln!(
+                "skipping end-to-end test: {reason} (run sudo tests/host/provision.sh; PODLAB_E2E=1 makes this a failure)"
+            );
+            None
+        }
+    }
+}
+
+fn load() -> Result<TestHost, String> {
+    let text = fs::read_to_string(HOST_ENV).map_err(|err| format!("{HOST_ENV}: {err}"))?;
+    if !rustix::process::geteuid().is_root() {
+        return Err("the e2e tests run podlab through runuser and must run as root".into());
+    }
+    let vars: HashMap<&str, &str> = text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .collect();
+    let get = |key: &str| {
+        vars.get(key)
+            .map(|v| (*v).to_owned())
+            .ok_or(format!("{HOST_ENV} lacks {key}"))
+    };
+    let parse = |key: &str| {
+        get(key)?
+            .parse::<u32>()
+            .map_err(|err| format!("{key}: {err}"))
+    };
+    let podlab = install_binary()?;
+    Ok(TestHost {
+        user: get("PODLAB_TEST_USER")?,
+        uid: parse("PODLAB_TEST_UID")?,
+        gid: parse("PODLAB_TEST_GID")?,
+        home: get("PODLAB_TEST_HOME")?.into(),
+        runtime_dir: get("PODLAB_TEST_RUNTIME_DIR")?.into(),
+        socket: get("PODLAB_TEST_SOCKET")?.into(),
+        image: get("PODLAB_TEST_IMAGE")?,
+        podlab,
+    })
+}
+
+/// The freshly built binary may sit under a directory the test user cannot enter (CI clones
+/// under /root): copy it to a world-readable place.
+fn install_binary() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("podlab-e2e-{}", std::process::id()));
+    fs::create_dir_all(&dir).map_err(|err| err.to_string())?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(|err| err.to_string())?;
+    let target = dir.join("podlab");
+    fs::copy(env!("CARGO_BIN_EXE_podlab"), &target).map_err(|err| format!("copy podlab: {err}"))?;
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
+        .map_err(|err| err.to_string())?;
+    Ok(target)
+}
+
+/// A command run as the test user, with a clean login-like environment.
+#[derive(Debug)]
+pub struct UserCommand<'a> {
+    host: &'a TestHost,
+    env: Vec<(String, String)>,
+    program: PathBuf,
+    args: Vec<String>,
+}
+
+impl TestHost {
+    /// `podlab ARGS` as the test user.
+    pub fn podlab<S: AsRef<str>>(&self, args: &[S]) -> UserCommand<'_> {
+        self.command(&self.podlab, args)
+    }
+
+    /// Any program as the test user.
+    pub fn command<S: AsRef<str>>(&self, program: impl AsRef<Path>, args: &[S]) -> UserCommand<'_> {
+        UserCommand {
+            host: self,
+            env: vec![
+                ("HOME".into(), self.home.display().to_string()),
+                ("USER".into(), self.user.clone()),
+                ("LOGNAME".into(), self.user.clone()),
+                (
+                    "PATH".into(),
+                    "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into(),
+                ),
+                (
+                    "XDG_RUNTIME_DIR".into(),
+                    self.runtime_dir.display().to_string(),
+                ),
+                ("PODMAN_IGNORE_CGROUPSV1_WARNING".into(), "1".into()),
+            ],
+            program: program.as_ref().to_owned(),
+            args: args.iter().map(|arg| arg.as_ref().to_owned()).collect(),
+        }
+    }
+
+    /// Makes a directory owned by the test user, mode 0700 (a runtime dir of its own).
+    pub fn user_dir(&self, name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("podlab-e2e-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create user dir");
+        rustix::fs::chown(
+            &dir,
+            Some(rustix::fs::Uid::from_raw(self.uid)),
+            Some(rustix::fs::Gid::from_raw(self.gid)),
+        )
+        .expect("chown user dir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod user dir");
+        dir
+    }
+
+    /// Whether the user's API socket answers `_ping`.
+    pub fn socket_alive(&self) -> bool {
+        ping(&self.socket)
+    }
+
+    /// Stops the user's API service and waits until its socket no longer answers.
+    pub fn stop_user_socket(&self) {
+        let pattern = format!(
+            "podman system service --time=0 unix://{}",
+            self.socket.display()
+        );
+        let _ = Command::new("pkill")
+            .args(["-u", &self.user, "-f", &pattern])
+            .status();
+        wait_for("the user's socket to stop", || !self.socket_alive());
+    }
+
+    /// Starts the user's API service again, as the provisioning script does.
+    pub fn start_user_socket(&self) {
+        if self.socket_alive() {
+            return;
+        }
+        let url = format!("unix://{}", self.socket.display());
+        self.command("setsid", &["podman", "system", "service", "--time=0", &url])
+            .spawn_detached();
+        wait_for("the user's socket to answer", || self.socket_alive());
+    }
+}
+
+impl UserCommand<'_> {
+    pub fn env(mut self, key: &str, value: impl AsRef<str>) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    fn build(&self) -> Command {
+        let mut command = Command::new("runuser");
+        command.args(["-u", &self.host.user, "--", "env", "-i"]);
+        command.args(self.env.iter().map(|(k, v)| format!("{k}={v}")));
+        command
+            .arg(&self.program)
+            .args(&self.args)
+            .current_dir("/")
+            .stdin(Stdio::null());
+        command
+    }
+
+    pub fn output(&self) -> Run {
+        let output = self.build().output().expect("run runuser");
+        Run::from(output)
+    }
+
+    fn spawn_detached(&self) {
+        self.build()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+    }
+}
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|err| {
+            panic!(
+                "stdout is not JSON ({err}):\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// `GET /_ping` over a Unix socket; true when Podman answers `OK`.
+pub fn ping(socket: &Path) -> bool {
+    let Ok(mut stream) = UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if stream
+        .write_all(b"GET /_ping HTTP/1.0\r\nHost: d\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    reply.starts_with("HTTP/1.") && reply.contains(" 200 ") && reply.ends_with("OK")
+}
+
+#[track_caller]
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
