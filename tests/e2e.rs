@@ -64,8 +64,7 @@ fn doctor_passes_on_the_provisioned_host() {
         checks
             .iter()
             .find(|c| c["name"] == name)
-            .map(|c| c["status"].clone())
-            .unwrap_or_else(|| panic!("no {name}"))
+            .map_or_else(|| panic!("no {name}"), |c| c["status"].clone())
     };
     for name in [
         "podman",
@@ -159,8 +158,8 @@ fn autostarts_a_private_service_when_the_user_socket_is_down() {
     assert!(ping(&private_socket));
 
     // A second run reuses the live service instead of starting another.
-    let reused = host.podlab(&["version", "--json"]).output();
-    let report = reused.expect_code(0).json();
+    let second = host.podlab(&["version", "--json"]).output();
+    let report = second.expect_code(0).json();
     assert_eq!(report["connection"]["origin"], "podlab-service");
     assert_eq!(report["connection"]["started_pid"], serde_json::Value::Null);
 

@@ -9,6 +9,11 @@
     dead_code,
     reason = "each test binary uses a different part of this module"
 )]
+#![allow(
+    clippy::panic,
+    clippy::expect_used,
+    reason = "test support code: a failed setup step must fail the test at once"
+)]
 
 use std::collections::HashMap;
 use std::fs;
@@ -190,8 +195,14 @@ impl TestHost {
             return;
         }
         let url = format!("unix://{}", self.socket.display());
-        self.command("setsid", &["podman", "system", "service", "--time=0", &url])
-            .spawn_detached();
+        // `setsid -f` forks the service into its own session and returns at once.
+        let started = self
+            .command(
+                "setsid",
+                &["-f", "podman", "system", "service", "--time=0", &url],
+            )
+            .status_only();
+        assert_eq!(started, 0, "cannot restart the user's podman socket");
         wait_for("the user's socket to answer", || self.socket_alive());
     }
 }
@@ -215,17 +226,19 @@ impl UserCommand<'_> {
         command
     }
 
+    /// Runs with stdio on /dev/null (for commands that leave a daemon holding their output).
+    pub fn status_only(&self) -> i32 {
+        let status = self
+            .build()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        status.expect("run runuser").code().unwrap_or(-1)
+    }
+
     pub fn output(&self) -> Run {
         let output = self.build().output().expect("run runuser");
         Run::from(output)
-    }
-
-    fn spawn_detached(&self) {
-        self.build()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
     }
 }
 
