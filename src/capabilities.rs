@@ -98,6 +98,36 @@ pub enum CdiVersion {
     V0_8_0,
     #[serde(rename = "1.0.0")]
     V1_0_0,
+    #[serde(rename = "1.1.0")]
+    V1_1_0,
+}
+
+impl CdiVersion {
+    pub const ALL: [Self; 8] = [
+        Self::V0_3_0,
+        Self::V0_4_0,
+        Self::V0_5_0,
+        Self::V0_6_0,
+        Self::V0_7_0,
+        Self::V0_8_0,
+        Self::V1_0_0,
+        Self::V1_1_0,
+    ];
+}
+
+impl FromStr for CdiVersion {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let text = text.trim();
+        Self::ALL
+            .into_iter()
+            .find(|version| version.to_string() == text)
+            .ok_or_else(|| {
+                Error::user(format!("unknown cdiVersion {text:?}"))
+                    .hint("use one of 0.3.0, 0.4.0, 0.5.0, 0.6.0, 0.7.0, 0.8.0, 1.0.0, 1.1.0")
+            })
+    }
 }
 
 impl fmt::Display for CdiVersion {
@@ -110,6 +140,7 @@ impl fmt::Display for CdiVersion {
             Self::V0_7_0 => "0.7.0",
             Self::V0_8_0 => "0.8.0",
             Self::V1_0_0 => "1.0.0",
+            Self::V1_1_0 => "1.1.0",
         })
     }
 }

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::Error;
 use crate::capabilities::{Capabilities, Feature, PodmanVersion};
 use crate::engine::{self, ConnectOptions, Connection, Engine, HostSummary, ServerVersion};
-use crate::gpu::{DeviceNode, DriverHost};
+use crate::gpu::{DeviceNode, DriverRoots};
 
 /// One verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -184,8 +184,8 @@ pub async fn gather(root: &HostRoot, connect: &ConnectOptions) -> Facts {
         },
         Err(err) => SocketFact::Failed(err),
     };
-    let driver = DriverHost {
-        proc_root: root.0.clone(),
+    let driver = DriverRoots {
+        driver_root: root.0.clone(),
         dev_root: root.0.clone(),
     };
     Facts {
@@ -616,6 +616,7 @@ mod tests {
             path: path.into(),
             major: 195,
             minor: 0,
+            gid: None,
             read_write,
         }
     }

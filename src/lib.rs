@@ -5,11 +5,14 @@
 //! [`gpu`] (NVIDIA driver discovery). [`capabilities`] is the one place that knows what each
 //! Podman version can do.
 
+pub mod atomic;
 pub mod capabilities;
+pub mod cdi;
 pub mod cli;
 pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod gpu;
+pub mod yaml;
 
 pub use error::{Error, Result};

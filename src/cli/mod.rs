@@ -3,6 +3,7 @@
 //! interrupted). Each subcommand lives in its own file and only formats what the library
 //! computes; results go to stdout, logs and progress to stderr.
 
+mod cdi;
 mod doctor;
 mod version;
 
@@ -58,6 +59,11 @@ pub enum Command {
     Version(version::Args),
     /// Check that this host is ready for rootless GPU containers.
     Doctor(doctor::Args),
+    /// NVIDIA CDI specs: generate, install, check freshness, list, validate.
+    Cdi {
+        #[command(subcommand)]
+        command: cdi::Command,
+    },
 }
 
 /// Entry point of the binary.
@@ -104,6 +110,7 @@ async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Version(args) => version::run(&args, &connect).await,
         Command::Doctor(args) => doctor::run(&args, &connect).await,
+        Command::Cdi { command } => cdi::run(command, connect.url).await,
     }
 }
 

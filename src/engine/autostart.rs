@@ -6,14 +6,12 @@
 //! itself after [`IDLE_EXIT_SECS`] without clients. Later podlab runs reuse it while it lives.
 //! A lock file keeps two podlab processes from starting two services on one socket.
 
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use rustix::fs::{FlockOperation, flock};
 
 use super::socket::{Probe, ping};
 use crate::{Error, Result};
@@ -56,7 +54,7 @@ pub struct Started {
 /// Returns the private service's socket, reusing a live service or starting one.
 pub async fn ensure_service(paths: &ServicePaths) -> Result<Started> {
     create_private_dir(&paths.dir)?;
-    let _lock = lock(&paths.lock).await?;
+    let _lock = crate::atomic::lock(&paths.lock, START_TIMEOUT).await?;
     if let Probe::Alive { api_version } = ping(&paths.socket).await? {
         tracing::debug!(socket = %paths.socket.display(), "reusing podlab's private podman service");
         return Ok(Started {
@@ -106,7 +104,7 @@ pub async fn ensure_service(paths: &ServicePaths) -> Result<Started> {
         .hint("check that podman runs: podman info")
     })?;
     let pid = child.id();
-    write_atomically(&paths.pid, format!("{pid}\n").as_bytes())?;
+    crate::atomic::write_file(&paths.pid, format!("{pid}\n").as_bytes(), 0o644)?;
 
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -176,39 +174,6 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Takes an exclusive lock on `path`, released when the file is dropped. Blocks at most
-/// [`START_TIMEOUT`], polling, so a wedged peer cannot hang podlab forever.
-async fn lock(path: &Path) -> Result<File> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|err| Error::env(format!("cannot open lock file {}: {err}", path.display())))?;
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => return Ok(file),
-            Err(rustix::io::Errno::WOULDBLOCK) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(err) => {
-                return Err(Error::env(format!("cannot lock {}: {err}", path.display()))
-                    .hint("another podlab may be starting a podman service; try again"));
-            }
-        }
-    }
-}
-
-/// Writes through a temporary file and a rename, so readers never see half a file.
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, contents)
-        .and_then(|()| fs::rename(&tmp, path))
-        .map_err(|err| Error::env(format!("cannot write {}: {err}", path.display())))
-}
-
 fn log_tail(log: &Path) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text
@@ -237,16 +202,5 @@ mod tests {
         assert_eq!(log_tail(&log), "b | c | d");
         fs::write(&log, "").unwrap();
         assert_eq!(log_tail(&log), "it printed nothing");
-    }
-
-    #[tokio::test]
-    async fn lock_is_exclusive_between_opens() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("l.lock");
-        let held = lock(&path).await.unwrap();
-        let other = File::open(&path).unwrap();
-        assert!(flock(&other, FlockOperation::NonBlockingLockExclusive).is_err());
-        drop(held);
-        assert!(flock(&other, FlockOperation::NonBlockingLockExclusive).is_ok());
     }
 }

@@ -1,79 +1,101 @@
-//! NVIDIA GPU and driver discovery: what the host really has, read from `/proc` and `/dev`
-//! with no NVML and no driver library needed.
+//! NVIDIA GPU and driver discovery: what the host really has, read from `/proc`, `/sys`,
+//! `/dev` and the driver's files, with no NVML and no driver library loaded.
 //!
-//! All reads go through a [`DriverHost`] rooted at configurable directories, so unit tests
-//! point it at a fake tree and hosts with a containerized driver point it at the driver root.
+//! Everything is read under two roots ([`DriverRoots`]): the driver root (libraries,
+//! binaries, firmware, config files) and the dev root (`/dev`, `/proc`, `/sys`, IPC sockets).
+//! Both are `/` on a normal host; a containerized driver lives at `/run/nvidia/driver`, and
+//! unit tests point them at fake trees.
+
+pub mod elf;
+pub mod inventory;
+pub mod ldcache;
+pub mod rootfs;
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Access, access};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+pub use inventory::{Inventory, discover};
 
 /// Where discovery looks.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DriverHost {
-    /// Holds `proc/driver/nvidia/...`; `/` on a normal host.
-    pub proc_root: PathBuf,
-    /// Holds `dev/nvidia*`; `/` on a normal host.
+pub struct DriverRoots {
+    /// Holds the driver's libraries and binaries; `/` on a normal host.
+    pub driver_root: PathBuf,
+    /// Holds `dev/`, `proc/`, `sys/` and `run/`; `/` on a normal host.
     pub dev_root: PathBuf,
 }
 
-impl Default for DriverHost {
+impl Default for DriverRoots {
     fn default() -> Self {
         Self {
-            proc_root: PathBuf::from("/"),
+            driver_root: PathBuf::from("/"),
             dev_root: PathBuf::from("/"),
         }
     }
 }
 
-/// An NVIDIA device node found under `/dev`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An NVIDIA device node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceNode {
-    /// The path as the host sees it, e.g. `/dev/nvidia0`.
+    /// The path inside the dev root, which is also the path in the container: `/dev/nvidia0`.
     pub path: PathBuf,
     pub major: u32,
     pub minor: u32,
+    /// The node's group, when it is not root's (DRM render nodes belong to `render`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
     /// Whether the current user may open it read-write.
+    #[serde(skip)]
     pub read_write: bool,
 }
 
-impl DriverHost {
+impl DriverRoots {
+    /// A path under the dev root.
+    pub fn dev_path(&self, absolute: &str) -> PathBuf {
+        rootfs::join(&self.dev_root, Path::new(absolute))
+    }
+
     /// The loaded kernel module's version, from `/proc/driver/nvidia/version`.
     pub fn driver_version(&self) -> Option<String> {
-        let text = fs::read_to_string(self.proc_root.join("proc/driver/nvidia/version")).ok()?;
+        let text = fs::read_to_string(self.dev_path("/proc/driver/nvidia/version")).ok()?;
         parse_driver_version(&text)
     }
 
     /// The `/dev/nvidia*` character devices (GPUs, `nvidiactl`, `nvidia-uvm`, ...), sorted.
     pub fn device_nodes(&self) -> Vec<DeviceNode> {
-        let dev = self.dev_root.join("dev");
-        let Ok(entries) = fs::read_dir(&dev) else {
+        let Ok(entries) = fs::read_dir(self.dev_path("/dev")) else {
             return Vec::new();
         };
         let mut nodes: Vec<DeviceNode> = entries
             .filter_map(Result::ok)
             .filter(|entry| entry.file_name().to_string_lossy().starts_with("nvidia"))
-            .filter_map(|entry| self.device_node(&entry.path()))
+            .filter_map(|entry| {
+                let name = entry.file_name();
+                self.device_node(&Path::new("/dev").join(name))
+            })
             .collect();
         nodes.sort_by(|a, b| a.path.cmp(&b.path));
         nodes
     }
 
-    fn device_node(&self, path: &Path) -> Option<DeviceNode> {
-        let meta = fs::metadata(path).ok()?;
+    /// The node at `path` (as seen in the dev root) if it is a character device.
+    pub fn device_node(&self, path: &Path) -> Option<DeviceNode> {
+        let host = rootfs::join(&self.dev_root, path);
+        let meta = fs::metadata(&host).ok()?;
         if !meta.file_type().is_char_device() {
             return None;
         }
         let rdev = meta.rdev();
-        let relative = path.strip_prefix(&self.dev_root).ok()?;
         Some(DeviceNode {
-            path: Path::new("/").join(relative),
+            path: path.to_owned(),
             major: rustix::fs::major(rdev),
             minor: rustix::fs::minor(rdev),
-            read_write: access(path, Access::READ_OK | Access::WRITE_OK).is_ok(),
+            gid: Some(meta.gid()).filter(|gid| *gid != 0),
+            read_write: access(&host, Access::READ_OK | Access::WRITE_OK).is_ok(),
         })
     }
 }
@@ -86,18 +108,28 @@ pub fn parse_driver_version(text: &str) -> Option<String> {
         .lines()
         .find(|line| line.starts_with("NVRM version:"))?;
     line.split_whitespace()
-        .find(|word| {
-            word.split('.').count() >= 2
-                && word
-                    .split('.')
-                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
-        })
+        .find(|word| is_version(word))
         .map(str::to_owned)
+}
+
+/// `550.54.14`, `535.261.03`, `470.42`: two or more dot-separated numbers.
+pub fn is_version(word: &str) -> bool {
+    word.split('.').count() >= 2
+        && word
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn roots(dir: &Path) -> DriverRoots {
+        DriverRoots {
+            driver_root: dir.into(),
+            dev_root: dir.into(),
+        }
+    }
 
     #[test]
     fn driver_version_from_proc_text() {
@@ -114,16 +146,12 @@ mod tests {
     #[test]
     fn missing_driver_and_nodes_are_empty_not_errors() {
         let root = tempfile::tempdir().unwrap();
-        let host = DriverHost {
-            proc_root: root.path().into(),
-            dev_root: root.path().into(),
-        };
-        assert_eq!(host.driver_version(), None);
-        assert!(host.device_nodes().is_empty());
+        assert_eq!(roots(root.path()).driver_version(), None);
+        assert!(roots(root.path()).device_nodes().is_empty());
     }
 
     #[test]
-    fn reads_version_file_under_the_proc_root() {
+    fn reads_version_file_under_the_dev_root() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("proc/driver/nvidia");
         fs::create_dir_all(&dir).unwrap();
@@ -132,11 +160,10 @@ mod tests {
             "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.261.03  Wed\n",
         )
         .unwrap();
-        let host = DriverHost {
-            proc_root: root.path().into(),
-            dev_root: root.path().into(),
-        };
-        assert_eq!(host.driver_version().as_deref(), Some("535.261.03"));
+        assert_eq!(
+            roots(root.path()).driver_version().as_deref(),
+            Some("535.261.03")
+        );
     }
 
     #[test]
@@ -144,11 +171,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         fs::create_dir_all(root.path().join("dev")).unwrap();
         fs::write(root.path().join("dev/nvidia0"), "").unwrap();
-        let host = DriverHost {
-            proc_root: root.path().into(),
-            dev_root: root.path().into(),
-        };
-        assert!(host.device_nodes().is_empty());
+        assert!(roots(root.path()).device_nodes().is_empty());
     }
 
     #[test]
@@ -157,11 +180,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         fs::create_dir_all(root.path().join("dev")).unwrap();
         std::os::unix::fs::symlink("/dev/null", root.path().join("dev/nvidiactl")).unwrap();
-        let host = DriverHost {
-            proc_root: root.path().into(),
-            dev_root: root.path().into(),
-        };
-        let nodes = host.device_nodes();
+        let nodes = roots(root.path()).device_nodes();
         assert_eq!(nodes.len(), 1);
         assert_eq!(nodes[0].path, PathBuf::from("/dev/nvidiactl"));
         assert_eq!((nodes[0].major, nodes[0].minor), (1, 3));

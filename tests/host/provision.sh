@@ -3,21 +3,31 @@
 #
 # What it does (each step is skipped when already done, so the script is idempotent):
 #   1. installs Podman 5 (on Debian 12 from the trixie suite, with the apt source derived from
-#      the machine's own sources file and pinned low), runc, uidmap, busybox-static, hyperfine;
+#      the machine's own sources file and pinned low), runc, uidmap, busybox-static, hyperfine,
+#      gcc (for the glibc test image's dlopen-test);
 #   2. makes /dev/net/tun usable by unprivileged users (pasta/slirp4netns need it);
 #   3. creates the unprivileged test user with subuid/subgid ranges and its own XDG_RUNTIME_DIR,
 #      writes its containers.conf (runc + cgroupfs: crun refuses this kernel's hybrid cgroups);
 #   4. starts that user's Podman API socket;
-#   5. imports a small local test image (no image registry is reachable on these machines);
+#   5. imports small local test images (no image registry is reachable on these machines): a
+#      busybox one, and a glibc one with the host's loader and libc plus dlopen-test (built from
+#      dlopen-test.c next to this script);
 #   6. creates fake NVIDIA device nodes at the real /dev paths (test hosts only!);
-#   7. writes /etc/podlab-test-host.env, which the end-to-end tests read.
+#   7. unpacks real NVIDIA userspace files (libcuda, libnvidia-ml, nvidia-smi, ...: no GPU, no
+#      kernel module) from Debian trixie's non-free packages into a root under /var/cache, in
+#      Debian's own layout, with an ld.so.cache of its own (nothing is installed on the host);
+#   8. writes /etc/podlab-test-host.env, which the end-to-end tests read.
 #
 # Test machines only: it changes /dev and apt sources. See ../shared/notes/test-host.md.
 set -euo pipefail
 
 TEST_USER=${PODLAB_TEST_USER:-podlabtest}
 TEST_IMAGE=localhost/podlab-test/busybox:latest
+GLIBC_IMAGE=localhost/podlab-test/glibc:latest
+NVIDIA_CACHE=/var/cache/podlab-test/nvidia-debian
+NVIDIA_ROOT=$NVIDIA_CACHE/root
 HOST_ENV=/etc/podlab-test-host.env
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 log() { printf 'provision: %s\n' "$*" >&2; }
 die() { printf 'provision: error: %s\n' "$*" >&2; exit 1; }
@@ -70,7 +80,7 @@ EOF
 
 install_packages() {
   local need=()
-  for bin in runc newuidmap busybox hyperfine curl python3; do
+  for bin in runc newuidmap busybox hyperfine curl python3 gcc; do
     command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
   done
   if [[ $(podman_major) -ge 5 && ${#need[@]} -eq 0 ]]; then
@@ -87,7 +97,9 @@ install_packages() {
   if [[ $(podman_major) -lt 5 ]]; then
     apt-get install -y -qq "${podman_target[@]}" podman >/dev/null
   fi
-  apt-get install -y -qq uidmap runc slirp4netns passt busybox-static hyperfine curl >/dev/null
+  # libc6-dev pinned to the installed libc6: trixie's podman may have upgraded libc6.
+  apt-get install -y -qq uidmap runc slirp4netns passt busybox-static hyperfine curl gcc \
+    "libc6-dev=$(dpkg-query -W -f='${Version}' libc6)" >/dev/null
   [[ $(podman_major) -ge 5 ]] || die "podman 5 did not install (found $(podman --version 2>&1))"
 }
 
@@ -166,15 +178,10 @@ start_socket() {
   die "the user's podman socket did not come up at $sock"
 }
 
-# --- 5. a local test image -------------------------------------------------------------------
-import_image() {
-  if as_user podman image exists "$TEST_IMAGE"; then
-    log "test image $TEST_IMAGE already present"
-    return
-  fi
-  log "importing $TEST_IMAGE"
-  local root
-  root=$(mktemp -d)
+# --- 5. local test images -------------------------------------------------------------------
+# A minimal root in DIR: static busybox with its applet links, /etc/passwd with root and dev.
+busybox_root() {
+  local root=$1
   mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/home/dev" "$root/root"
   chmod 1777 "$root/tmp"
   cp /bin/busybox "$root/bin/busybox"
@@ -187,11 +194,58 @@ import_image() {
   printf 'root:x:0:0:root:/root:/bin/sh\ndev:x:1000:1000:dev:/home/dev:/bin/sh\n' >"$root/etc/passwd"
   printf 'root:x:0:\ndev:x:1000:\n' >"$root/etc/group"
   chown 1000:1000 "$root/home/dev"
+}
+
+# import_root DIR IMAGE [podman import options...]: import DIR as the test user's IMAGE, then
+# remove DIR.
+import_root() {
+  local root=$1 image=$2
+  shift 2
   chmod -R a+rX "$root"
   tar -C "$root" -cf "$root.tar" .
   chmod 644 "$root.tar"
-  as_user podman import --quiet "$root.tar" "$TEST_IMAGE" >/dev/null
+  as_user podman import --quiet "$@" "$root.tar" "$image" >/dev/null
   rm -rf "$root" "$root.tar"
+}
+
+import_image() {
+  if as_user podman image exists "$TEST_IMAGE"; then
+    log "test image $TEST_IMAGE already present"
+    return
+  fi
+  log "importing $TEST_IMAGE"
+  local root
+  root=$(mktemp -d)
+  busybox_root "$root"
+  import_root "$root" "$TEST_IMAGE"
+}
+
+# The busybox root plus the host's glibc loader and core libraries in /usr/lib/x86_64-linux-gnu
+# (/lib -> usr/lib, /lib64/ld-linux-x86-64.so.2), no ld.so.cache, and /usr/local/bin/dlopen-test.
+# Its label records the C source and libc6 version it was built from; a change rebuilds it.
+import_glibc_image() {
+  local src=$HERE/dlopen-test.c recipe current
+  [[ -f $src ]] || die "missing $src"
+  recipe=$( (cat "$src"; dpkg-query -W -f='${Version}' libc6) | sha256sum | cut -c1-16)
+  current=$(as_user podman image inspect --format '{{index .Labels "podlab.test.recipe"}}' \
+    "$GLIBC_IMAGE" 2>/dev/null || true)
+  if [[ $current == "$recipe" ]]; then
+    log "test image $GLIBC_IMAGE already present"
+    return
+  fi
+  log "building and importing $GLIBC_IMAGE"
+  local root libdir=/usr/lib/x86_64-linux-gnu
+  root=$(mktemp -d)
+  busybox_root "$root"
+  mkdir -p "$root$libdir" "$root/lib64" "$root/usr/local/bin" "$root/usr/local/nvidia/lib64"
+  ln -s usr/lib "$root/lib"
+  for lib in ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libdl.so.2 libpthread.so.0 librt.so.1; do
+    cp -L "$libdir/$lib" "$root$libdir/$lib"
+  done
+  ln -s "$libdir/ld-linux-x86-64.so.2" "$root/lib64/ld-linux-x86-64.so.2"
+  gcc -O2 -Wall -Wextra -o "$root/usr/local/bin/dlopen-test" "$src" -ldl
+  as_user podman rmi --ignore "$GLIBC_IMAGE" >/dev/null 2>&1 || true
+  import_root "$root" "$GLIBC_IMAGE" --change "LABEL podlab.test.recipe=$recipe"
 }
 
 # --- 6. fake NVIDIA device nodes -------------------------------------------------------------
@@ -209,10 +263,100 @@ fake_gpu_nodes() {
   mk /dev/nvidia-uvm-tools 510 1
 }
 
+# --- 7. real NVIDIA userspace files ------------------------------------------------------------
+# Compute and utility parts of the driver from Debian trixie's non-free section, at libcuda1's
+# driver version. Left out on purpose: the GL/EGL/Vulkan/OptiX/NGX ones (libnvidia-glcore,
+# -eglcore, -gpucomp, -rtcore, -glvkspirv, libnvoptix1, ...: ~350 MB, no use to podlab's tests).
+NVIDIA_REQUIRED=(libcuda1 libnvidia-ml1 nvidia-smi libnvidia-ptxjitcompiler1)
+NVIDIA_OPTIONAL=(libnvidia-nvvm4 libcudadebugger1 nvidia-persistenced libnvidia-pkcs11-openssl3
+  libnvidia-cfg1 libnvidia-allocator1 libnvidia-api1 libnvidia-encode1 libnvidia-fbc1
+  libnvidia-opticalflow1 libnvcuvid1 nvidia-opencl-icd nvidia-cuda-mps)
+
+# "PKG VERSION" for each PKG given that the trixie suite has, per the local package lists
+# (one apt-cache call: each takes seconds).
+trixie_versions() {
+  apt-cache madison "$@" 2>/dev/null |
+    awk -F' *[|] *' '$3 ~ / trixie\// && !seen[$1]++ { sub(/^ +/, "", $1); print $1, $2 }'
+}
+
+# The driver version, from the real (not symlinked) libcuda.so.VERSION in the unpacked root.
+nvidia_version() {
+  find "$NVIDIA_ROOT/usr/lib/x86_64-linux-gnu/nvidia/current" -maxdepth 1 -type f \
+    -name 'libcuda.so.*' -printf '%f\n' 2>/dev/null | sed -n 's/^libcuda\.so\.//p' | head -n1
+}
+
+# Unpacks the packages into $NVIDIA_ROOT with dpkg-deb -x (no maintainer scripts: so none of
+# the /etc/alternatives links Debian's nvidia-alternative makes), then writes the root's own
+# ld.so.conf(.d) and ld.so.cache. Skipped while $NVIDIA_CACHE/VERSION exists; delete
+# $NVIDIA_CACHE to refresh.
+nvidia_userspace() {
+  if [[ -f $NVIDIA_CACHE/VERSION && -d $NVIDIA_ROOT ]]; then
+    log "NVIDIA userspace files already in $NVIDIA_ROOT ($(cat "$NVIDIA_CACHE/VERSION"))"
+    return
+  fi
+  local -A found=()
+  local all=("${NVIDIA_REQUIRED[@]}" "${NVIDIA_OPTIONAL[@]}") pkg v deb
+  while read -r pkg v; do found[$pkg]=$v; done < <(trixie_versions "${all[@]}")
+  if [[ -z ${found[libcuda1]:-} && ${ID} == debian && ${VERSION_CODENAME:-} == bookworm ]]; then
+    add_trixie_source
+    apt-get update -qq
+    while read -r pkg v; do found[$pkg]=$v; done < <(trixie_versions "${all[@]}")
+  fi
+  [[ -n ${found[libcuda1]:-} ]] || die "no libcuda1 in a trixie non-free apt source
+hint: add a deb822 source with 'Suites: trixie' and 'Components: main contrib non-free', then re-run"
+  # All at libcuda1's driver version (Debian revisions may differ: nvidia-persistenced is -1).
+  local upstream=${found[libcuda1]%-*} pkgs=()
+  for pkg in "${NVIDIA_REQUIRED[@]}"; do
+    v=${found[$pkg]:-}
+    [[ ${v%-*} == "$upstream" ]] || die "trixie has $pkg ${v:-(none)}, not driver $upstream"
+    pkgs+=("$pkg=$v")
+  done
+  for pkg in "${NVIDIA_OPTIONAL[@]}"; do
+    v=${found[$pkg]:-}
+    if [[ -n $v && ${v%-*} == "$upstream" ]]; then
+      pkgs+=("$pkg=$v")
+    else
+      log "skipping $pkg (${v:-not in trixie})"
+    fi
+  done
+  log "downloading ${#pkgs[@]} NVIDIA packages ($upstream) into $NVIDIA_ROOT"
+  local tmp
+  tmp=$(mktemp -d)
+  chown _apt "$tmp" 2>/dev/null || true # lets apt download sandboxed; a warning otherwise
+  (cd "$tmp" && apt-get download -qq "${pkgs[@]}" >/dev/null)
+  local stage=$NVIDIA_CACHE/root.new
+  rm -rf "$stage" "$NVIDIA_ROOT" "$NVIDIA_CACHE/VERSION"
+  mkdir -p "$stage"
+  for deb in "$tmp"/*.deb; do
+    dpkg-deb -x "$deb" "$stage"
+  done
+  rm -rf "$tmp"
+  # Debian reaches nvidia/current through alternatives links; a conf.d entry gives this root's
+  # ld.so.cache the same libraries without them.
+  mkdir -p "$stage/etc/ld.so.conf.d"
+  printf 'include /etc/ld.so.conf.d/*.conf\n' >"$stage/etc/ld.so.conf"
+  printf '/usr/lib/x86_64-linux-gnu/nvidia/current\n' >"$stage/etc/ld.so.conf.d/nvidia.conf"
+  printf '# Multiarch support\n/usr/local/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n' \
+    >"$stage/etc/ld.so.conf.d/x86_64-linux-gnu.conf"
+  ldconfig -X -r "$stage" # -X: keep the links exactly as unpacked
+  [[ $(ldconfig -p -C "$stage/etc/ld.so.cache") == *'libcuda.so.1 '* ]] ||
+    die "libcuda.so.1 is missing from $stage/etc/ld.so.cache"
+  # The rootless test user bind-mounts these files: every directory on the way needs o+x.
+  chmod -R a+rX "$stage"
+  chmod 755 /var/cache/podlab-test "$NVIDIA_CACHE"
+  mv "$stage" "$NVIDIA_ROOT"
+  printf '%s\n' "$upstream" >"$NVIDIA_CACHE/VERSION"
+  chmod 644 "$NVIDIA_CACHE/VERSION"
+  log "NVIDIA userspace files $upstream in $NVIDIA_ROOT ($(du -sh "$NVIDIA_ROOT" | cut -f1))"
+}
+
+# --- 8. the host facts for the tests ------------------------------------------------------------
 write_host_env() {
-  local uid home
+  local uid home nvidia
   uid=$(id -u "$TEST_USER")
   home=$(getent passwd "$TEST_USER" | cut -d: -f6)
+  nvidia=$(nvidia_version)
+  [[ -n $nvidia ]] || die "no libcuda.so.VERSION under $NVIDIA_ROOT"
   cat >"$HOST_ENV.tmp" <<EOF
 # Written by podlab's tests/host/provision.sh; read by the end-to-end tests.
 PODLAB_TEST_USER=$TEST_USER
@@ -222,6 +366,9 @@ PODLAB_TEST_HOME=$home
 PODLAB_TEST_RUNTIME_DIR=/run/user/$uid
 PODLAB_TEST_SOCKET=/run/user/$uid/podman/podman.sock
 PODLAB_TEST_IMAGE=$TEST_IMAGE
+PODLAB_TEST_GLIBC_IMAGE=$GLIBC_IMAGE
+PODLAB_TEST_NVIDIA_ROOT=$NVIDIA_ROOT
+PODLAB_TEST_NVIDIA_VERSION=$nvidia
 EOF
   chmod 644 "$HOST_ENV.tmp"
   mv "$HOST_ENV.tmp" "$HOST_ENV"
@@ -232,6 +379,8 @@ fix_tun
 create_user
 start_socket
 import_image
+import_glibc_image
 fake_gpu_nodes
+nvidia_userspace
 write_host_env
 log "ready: user $TEST_USER, socket /run/user/$(id -u "$TEST_USER")/podman/podman.sock, image $TEST_IMAGE"

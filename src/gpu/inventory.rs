@@ -1,0 +1,736 @@
+//! Full driver discovery for CDI specs: GPUs, MIG devices, device nodes, driver libraries with
+//! their SONAMEs, binaries, firmware, IPC sockets and config files, read from the host the way
+//! `nvidia-ctk cdi generate` finds them, but without NVML (which fails without a loaded driver).
+//!
+//! Problems that still leave a usable GPU (a missing `nvidia-uvm`, an unreadable
+//! `nvidia-caps`, a broken `ld.so.cache`, a truncated library) become [`Warning`]s; only "no
+//! driver at all" is an error.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::rootfs::{self, inside, resolve};
+use super::{DeviceNode, DriverRoots, elf, is_version, ldcache};
+use crate::{Error, Result};
+
+/// One physical GPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gpu {
+    /// NVML's index: GPUs ordered by PCI bus id.
+    pub index: u32,
+    pub minor: u32,
+    pub uuid: Option<String>,
+    pub bus_id: Option<String>,
+    pub model: Option<String>,
+    /// `/dev/nvidia<minor>` and the GPU's DRM nodes.
+    pub nodes: Vec<DeviceNode>,
+}
+
+/// One MIG device (a compute instance inside a GPU instance).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigDevice {
+    pub gpu_index: u32,
+    /// Position among its GPU's MIG devices, ordered by (gi, ci): the `1` in name `0:1`.
+    pub index: u32,
+    pub gi: u32,
+    pub ci: u32,
+    /// The parent GPU's node plus the two capability nodes.
+    pub nodes: Vec<DeviceNode>,
+}
+
+/// A driver library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Library {
+    /// The real file on the host.
+    pub host: PathBuf,
+    /// Its ELF SONAME (`libcuda.so.1`), or its file name when it has none.
+    pub soname: String,
+    /// Lives in the `vdpau/` subdirectory of a library directory.
+    pub vdpau: bool,
+}
+
+/// A file mounted at a fixed container path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFile {
+    pub host: PathBuf,
+    pub container: PathBuf,
+}
+
+/// A problem worth telling the user about, with its fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// What the host has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    pub driver_version: String,
+    pub gpus: Vec<Gpu>,
+    pub mig: Vec<MigDevice>,
+    /// `nvidiactl`, `nvidia-uvm`, `nvidia-uvm-tools`, `nvidia-modeset`: needed by every GPU.
+    pub shared_nodes: Vec<DeviceNode>,
+    pub libraries: Vec<Library>,
+    /// The directories holding `libcuda.so.<version>`, as seen inside the driver root.
+    pub library_dirs: Vec<PathBuf>,
+    pub binaries: Vec<HostFile>,
+    pub firmware: Vec<HostFile>,
+    pub ipc: Vec<HostFile>,
+    pub configs: Vec<HostFile>,
+    pub warnings: Vec<Warning>,
+}
+
+/// What a spec was built from; a spec is stale when the host's differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub driver_version: String,
+    /// `path major:minor` of every node the spec names.
+    pub nodes: Vec<String>,
+    /// Host paths of the mounted libraries.
+    pub libraries: Vec<String>,
+    /// `gpu<minor>/gi<g>/ci<c>` of each MIG device.
+    pub mig: Vec<String>,
+}
+
+const SHARED_NODES: [&str; 4] = [
+    "/dev/nvidiactl",
+    "/dev/nvidia-uvm",
+    "/dev/nvidia-uvm-tools",
+    "/dev/nvidia-modeset",
+];
+
+const BINARIES: [&str; 5] = [
+    "nvidia-smi",
+    "nvidia-debugdump",
+    "nvidia-persistenced",
+    "nvidia-cuda-mps-control",
+    "nvidia-cuda-mps-server",
+];
+
+const BINARY_DIRS: [&str; 8] = [
+    "/usr/bin",
+    "/usr/sbin",
+    "/bin",
+    "/sbin",
+    "/usr/local/nvidia/bin",
+    "/usr/local/bin",
+    "/usr/lib/nvidia/current",
+    "/usr/lib/nvidia",
+];
+
+const IPC: [&str; 3] = [
+    "/run/nvidia-persistenced/socket",
+    "/run/nvidia-fabricmanager/socket",
+    "/tmp/nvidia-mps",
+];
+
+const CONFIGS: [&str; 11] = [
+    "/etc/OpenCL/vendors/nvidia.icd",
+    "/etc/vulkan/icd.d/nvidia_icd.json",
+    "/etc/vulkan/implicit_layer.d/nvidia_layers.json",
+    "/usr/share/egl/egl_external_platform.d/10_nvidia_wayland.json",
+    "/usr/share/egl/egl_external_platform.d/15_nvidia_gbm.json",
+    "/usr/share/egl/egl_external_platform.d/20_nvidia_xcb.json",
+    "/usr/share/egl/egl_external_platform.d/20_nvidia_xlib.json",
+    "/usr/share/glvnd/egl_vendor.d/10_nvidia.json",
+    "/usr/share/vulkan/icd.d/nvidia_icd.json",
+    "/usr/share/vulkan/implicit_layer.d/nvidia_layers.json",
+    "/usr/share/nvidia/nvoptix.bin",
+];
+
+const EGL_PLATFORM_LIBS: [&str; 4] = [
+    "libnvidia-egl-gbm.so.",
+    "libnvidia-egl-wayland.so.",
+    "libnvidia-egl-xcb.so.",
+    "libnvidia-egl-xlib.so.",
+];
+
+/// The multiarch tuple of this build's architecture (`x86_64-linux-gnu`).
+pub fn multiarch() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "aarch64-linux-gnu",
+        "powerpc64" => "powerpc64le-linux-gnu",
+        _ => "x86_64-linux-gnu",
+    }
+}
+
+/// Library directories searched under the driver root, most specific first, 64-bit only.
+fn library_search_dirs() -> Vec<String> {
+    let tuple = multiarch();
+    vec![
+        format!("/usr/lib/{tuple}/nvidia/current"),
+        format!("/usr/lib/{tuple}"),
+        format!("/lib/{tuple}"),
+        "/usr/lib64/nvidia".to_owned(),
+        "/usr/lib64".to_owned(),
+        "/lib64".to_owned(),
+        "/usr/local/nvidia/lib64".to_owned(),
+        "/usr/local/nvidia/lib".to_owned(),
+        "/usr/lib/nvidia".to_owned(),
+        "/usr/lib".to_owned(),
+    ]
+}
+
+/// Reads everything podlab mounts or names in a CDI spec.
+pub fn discover(roots: &DriverRoots) -> Result<Inventory> {
+    let mut warnings = Vec::new();
+    let proc_version = roots.driver_version();
+    let candidates = libcuda_candidates(roots, &mut warnings);
+    let Some(driver_version) = proc_version.or_else(|| candidates.keys().next_back().cloned()) else {
+        return Err(no_driver(roots));
+    };
+    let Some(library_dirs) = candidates.get(&driver_version) else {
+        let found: Vec<&String> = candidates.keys().collect();
+        return Err(Error::user(format!(
+            "no NVIDIA driver libraries for the loaded driver {driver_version} under {} (found: {})",
+            roots.driver_root.display(),
+            if found.is_empty() { "none".to_owned() } else { found.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ") }
+        ))
+        .hint("install the driver's userspace packages of the same version, or reboot into the new kernel module"));
+    };
+    if candidates.len() > 1 {
+        warnings.push(Warning {
+            message: format!(
+                "several driver versions under {}: using {driver_version}",
+                roots.driver_root.display()
+            ),
+            hint: Some("remove the old driver's libraries".to_owned()),
+        });
+    }
+    let library_dirs: Vec<PathBuf> = library_dirs.iter().cloned().collect();
+    let libraries = libraries(roots, &library_dirs, &driver_version, &mut warnings);
+    let (gpus, mut node_warnings) = gpus(roots);
+    warnings.append(&mut node_warnings);
+    let shared_nodes = shared_nodes(roots, &mut warnings);
+    let mig = mig_devices(roots, &gpus, &mut warnings);
+    Ok(Inventory {
+        binaries: binaries(roots),
+        firmware: firmware(roots, &driver_version),
+        ipc: IPC
+            .iter()
+            .filter(|path| roots.dev_path(path).exists())
+            .map(|path| HostFile {
+                host: roots.dev_path(path),
+                container: PathBuf::from(path),
+            })
+            .collect(),
+        configs: CONFIGS
+            .iter()
+            .filter_map(|path| {
+                resolve(&roots.driver_root, Path::new(path))
+                    .filter(|host| host.is_file())
+                    .map(|host| HostFile {
+                        host,
+                        container: PathBuf::from(path),
+                    })
+            })
+            .collect(),
+        driver_version,
+        gpus,
+        mig,
+        shared_nodes,
+        libraries,
+        library_dirs,
+        warnings,
+    })
+}
+
+fn no_driver(roots: &DriverRoots) -> Error {
+    Error::user(format!("no NVIDIA driver found under {}", roots.driver_root.display())).hint(
+        "install the NVIDIA driver, or point --driver-root at the directory that holds it (for example /run/nvidia/driver)",
+    )
+}
+
+/// `libcuda.so.<version>` files, by version, with the directories (inside the root) holding them.
+fn libcuda_candidates(
+    roots: &DriverRoots,
+    warnings: &mut Vec<Warning>,
+) -> BTreeMap<String, BTreeSet<PathBuf>> {
+    let root = &roots.driver_root;
+    let mut found: BTreeMap<String, BTreeSet<PathBuf>> = BTreeMap::new();
+    let mut add = |real: &Path| {
+        let Some(name) = real.file_name().and_then(|name| name.to_str()) else {
+            return;
+        };
+        let Some(version) = name.strip_prefix("libcuda.so.").filter(|v| is_version(v)) else {
+            return;
+        };
+        if let Some(dir) = real.parent().and_then(|dir| inside(root, dir)) {
+            found.entry(version.to_owned()).or_default().insert(dir);
+        }
+    };
+    for dir in library_search_dirs() {
+        let Ok(entries) = fs::read_dir(rootfs::join(root, Path::new(&dir))) else {
+            continue;
+        };
+        for entry in entries.filter_map(std::result::Result::ok) {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("libcuda.so.")
+            {
+                if let Some(real) = resolve(root, &Path::new(&dir).join(entry.file_name())) {
+                    add(&real);
+                }
+            }
+        }
+    }
+    let cache_path = rootfs::join(root, Path::new("/etc/ld.so.cache"));
+    if let Ok(bytes) = fs::read(&cache_path) {
+        match ldcache::parse(&bytes) {
+            Ok(entries) => {
+                for entry in entries
+                    .iter()
+                    .filter(|entry| entry.name.starts_with("libcuda.so"))
+                {
+                    if let Some(real) = resolve(root, &entry.path) {
+                        add(&real);
+                    }
+                }
+            }
+            Err(err) => warnings.push(Warning {
+                message: format!(
+                    "{}: {err}; searching the standard library directories instead",
+                    cache_path.display()
+                ),
+                hint: Some(format!("rebuild it: ldconfig -r {}", root.display())),
+            }),
+        }
+    }
+    found
+}
+
+fn libraries(
+    roots: &DriverRoots,
+    dirs: &[PathBuf],
+    version: &str,
+    warnings: &mut Vec<Warning>,
+) -> Vec<Library> {
+    let root = &roots.driver_root;
+    let suffix = format!(".so.{version}");
+    let mut files: Vec<(PathBuf, bool)> = Vec::new();
+    for dir in dirs {
+        for (sub, vdpau) in [(dir.clone(), false), (dir.join("vdpau"), true)] {
+            let Ok(entries) = fs::read_dir(rootfs::join(root, &sub)) else {
+                continue;
+            };
+            let mut names: Vec<String> = entries
+                .filter_map(std::result::Result::ok)
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(&suffix))
+                .collect();
+            names.sort();
+            files.extend(names.into_iter().map(|name| (sub.join(name), vdpau)));
+        }
+    }
+    for dir in library_search_dirs() {
+        let Ok(entries) = fs::read_dir(rootfs::join(root, Path::new(&dir))) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(std::result::Result::ok)
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| {
+                EGL_PLATFORM_LIBS.iter().any(|prefix| {
+                    name.strip_prefix(prefix)
+                        .is_some_and(|v| v.split('.').count() >= 3)
+                })
+            })
+            .collect();
+        names.sort();
+        files.extend(
+            names
+                .into_iter()
+                .map(|name| (Path::new(&dir).join(name), false)),
+        );
+    }
+    let mut seen_hosts = BTreeSet::new();
+    let mut seen_sonames = BTreeSet::new();
+    let mut out = Vec::new();
+    for (path, vdpau) in files {
+        let Some(host) = resolve(root, &path).filter(|host| host.is_file()) else {
+            continue;
+        };
+        if !seen_hosts.insert(host.clone()) {
+            continue;
+        }
+        let soname = match elf::read_soname(&host) {
+            Ok(Some(soname)) => soname,
+            Ok(None) => host
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            Err(err) => {
+                warnings.push(Warning {
+                    message: format!("skipping {}: {err}", host.display()),
+                    hint: Some("reinstall the NVIDIA driver's userspace packages".to_owned()),
+                });
+                continue;
+            }
+        };
+        if seen_sonames.insert((soname.clone(), vdpau)) {
+            out.push(Library {
+                host,
+                soname,
+                vdpau,
+            });
+        }
+    }
+    out.sort_by(|a, b| (a.vdpau, &a.soname).cmp(&(b.vdpau, &b.soname)));
+    out
+}
+
+/// `(bus id, device minor, UUID, model)` as `/proc/driver/nvidia/gpus/*/information` says.
+type GpuDescription = (Option<String>, u32, Option<String>, Option<String>);
+
+/// GPUs from `/proc/driver/nvidia/gpus/*/information`, or from `/dev/nvidia<N>` when the
+/// driver's proc files are absent.
+fn gpus(roots: &DriverRoots) -> (Vec<Gpu>, Vec<Warning>) {
+    let mut warnings = Vec::new();
+    let mut described: Vec<GpuDescription> = Vec::new();
+    if let Ok(entries) = fs::read_dir(roots.dev_path("/proc/driver/nvidia/gpus")) {
+        for entry in entries.filter_map(std::result::Result::ok) {
+            let Ok(text) = fs::read_to_string(entry.path().join("information")) else {
+                continue;
+            };
+            let field = |key: &str| {
+                text.lines()
+                    .find_map(|line| {
+                        line.strip_prefix(key)
+                            .and_then(|rest| rest.strip_prefix(':'))
+                    })
+                    .map(|value| value.trim().to_owned())
+                    .filter(|value| !value.is_empty())
+            };
+            let Some(minor) = field("Device Minor").and_then(|minor| minor.parse().ok()) else {
+                continue;
+            };
+            let bus = field("Bus Location")
+                .or_else(|| Some(entry.file_name().to_string_lossy().into_owned()));
+            described.push((bus, minor, field("GPU UUID"), field("Model")));
+        }
+    }
+    if described.is_empty() {
+        let mut minors: Vec<u32> = roots
+            .device_nodes()
+            .iter()
+            .filter_map(|node| {
+                node.path
+                    .to_str()?
+                    .strip_prefix("/dev/nvidia")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        minors.sort_unstable();
+        described = minors
+            .into_iter()
+            .map(|minor| (None, minor, None, None))
+            .collect();
+    }
+    described.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let mut gpus = Vec::new();
+    for (index, (bus_id, minor, uuid, model)) in (0u32..).zip(described) {
+        let node_path = PathBuf::from(format!("/dev/nvidia{minor}"));
+        let Some(node) = roots.device_node(&node_path) else {
+            warnings.push(Warning {
+                message: format!("GPU {index} has no device node {}", node_path.display()),
+                hint: Some(format!("sudo nvidia-modprobe -c={minor}")),
+            });
+            continue;
+        };
+        let mut nodes = vec![node];
+        if let Some(bus) = &bus_id {
+            nodes.extend(drm_nodes(roots, bus));
+        }
+        gpus.push(Gpu {
+            index,
+            minor,
+            uuid,
+            bus_id,
+            model,
+            nodes,
+        });
+    }
+    (gpus, warnings)
+}
+
+fn drm_nodes(roots: &DriverRoots, bus: &str) -> Vec<DeviceNode> {
+    let dir = roots.dev_path(&format!("/sys/bus/pci/devices/{}/drm", bus.to_lowercase()));
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(std::result::Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("card") || name.starts_with("renderD"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .filter_map(|name| roots.device_node(&Path::new("/dev/dri").join(name)))
+        .collect()
+}
+
+fn shared_nodes(roots: &DriverRoots, warnings: &mut Vec<Warning>) -> Vec<DeviceNode> {
+    let nodes: Vec<DeviceNode> = SHARED_NODES
+        .iter()
+        .filter_map(|path| roots.device_node(Path::new(path)))
+        .collect();
+    if !nodes
+        .iter()
+        .any(|node| node.path == Path::new("/dev/nvidia-uvm"))
+    {
+        warnings.push(Warning {
+            message: "/dev/nvidia-uvm is missing: CUDA programs will fail to allocate memory"
+                .to_owned(),
+            hint: Some("sudo nvidia-modprobe -u -c=0".to_owned()),
+        });
+    }
+    if !nodes
+        .iter()
+        .any(|node| node.path == Path::new("/dev/nvidiactl"))
+    {
+        warnings.push(Warning {
+            message: "/dev/nvidiactl is missing".to_owned(),
+            hint: Some("sudo nvidia-modprobe".to_owned()),
+        });
+    }
+    nodes
+}
+
+/// MIG devices: instances listed under `/proc/driver/nvidia/capabilities/gpu<minor>/mig/`,
+/// with capability node minors from `/proc/driver/nvidia-caps/mig-minors`.
+fn mig_devices(roots: &DriverRoots, gpus: &[Gpu], warnings: &mut Vec<Warning>) -> Vec<MigDevice> {
+    let Ok(minors_text) = fs::read_to_string(roots.dev_path("/proc/driver/nvidia-caps/mig-minors"))
+    else {
+        return Vec::new();
+    };
+    let cap_minors: BTreeMap<&str, u32> = minors_text
+        .lines()
+        .filter_map(|line| {
+            let (name, minor) = line.split_once(' ')?;
+            Some((name, minor.trim().parse().ok()?))
+        })
+        .collect();
+    if fs::read_dir(roots.dev_path("/dev/nvidia-caps")).is_err() {
+        warnings.push(Warning {
+            message: "/dev/nvidia-caps is missing or unreadable: MIG devices are left out"
+                .to_owned(),
+            hint: Some(
+                "sudo nvidia-modprobe -f /proc/driver/nvidia/capabilities/mig/config".to_owned(),
+            ),
+        });
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for gpu in gpus {
+        let mig_dir = roots.dev_path(&format!(
+            "/proc/driver/nvidia/capabilities/gpu{}/mig",
+            gpu.minor
+        ));
+        let mut instances: Vec<(u32, u32)> = numbered(&mig_dir, "gi")
+            .into_iter()
+            .flat_map(|gi| {
+                numbered(&mig_dir.join(format!("gi{gi}")), "ci")
+                    .into_iter()
+                    .map(move |ci| (gi, ci))
+            })
+            .collect();
+        instances.sort_unstable();
+        for (index, (gi, ci)) in (0u32..).zip(instances) {
+            let gi_key = format!("gpu{}/gi{gi}/access", gpu.minor);
+            let ci_key = format!("gpu{}/gi{gi}/ci{ci}/access", gpu.minor);
+            let caps: Option<Vec<DeviceNode>> = [gi_key, ci_key]
+                .iter()
+                .map(|key| {
+                    let minor = cap_minors.get(key.as_str())?;
+                    roots.device_node(&PathBuf::from(format!(
+                        "/dev/nvidia-caps/nvidia-cap{minor}"
+                    )))
+                })
+                .collect();
+            let Some(caps) = caps else {
+                warnings.push(Warning {
+                    message: format!(
+                        "MIG device {}:{index} (gi {gi}, ci {ci}) has no capability nodes",
+                        gpu.index
+                    ),
+                    hint: Some(
+                        "sudo nvidia-modprobe -f /proc/driver/nvidia/capabilities/mig/config"
+                            .to_owned(),
+                    ),
+                });
+                continue;
+            };
+            let mut nodes: Vec<DeviceNode> = gpu.nodes.iter().take(1).cloned().collect();
+            nodes.extend(caps);
+            out.push(MigDevice {
+                gpu_index: gpu.index,
+                index,
+                gi,
+                ci,
+                nodes,
+            });
+        }
+    }
+    out
+}
+
+/// The numbers N of entries `<prefix>N` in a directory.
+fn numbered(dir: &Path, prefix: &str) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(std::result::Result::ok)
+        .filter_map(|entry| {
+            entry
+                .file_name()
+                .to_str()?
+                .strip_prefix(prefix)?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+fn binaries(roots: &DriverRoots) -> Vec<HostFile> {
+    BINARIES
+        .iter()
+        .filter_map(|name| {
+            BINARY_DIRS.iter().find_map(|dir| {
+                resolve(&roots.driver_root, &Path::new(dir).join(name))
+                    .filter(|host| host.is_file())
+                    .map(|host| HostFile {
+                        host,
+                        container: Path::new("/usr/bin").join(name),
+                    })
+            })
+        })
+        .collect()
+}
+
+fn firmware(roots: &DriverRoots, version: &str) -> Vec<HostFile> {
+    let mut out = Vec::new();
+    for base in ["/lib/firmware/nvidia", "/usr/lib/firmware/nvidia"] {
+        let dir = Path::new(base).join(version);
+        let Some(host_dir) = resolve(&roots.driver_root, &dir) else {
+            continue;
+        };
+        let Ok(entries) = fs::read_dir(&host_dir) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(std::result::Result::ok)
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| {
+                name.starts_with("gsp")
+                    && Path::new(name).extension().is_some_and(|ext| ext.eq_ignore_ascii_case("bin"))
+            })
+            .collect();
+        names.sort();
+        out.extend(names.into_iter().map(|name| HostFile {
+            host: host_dir.join(&name),
+            container: Path::new("/lib/firmware/nvidia").join(version).join(name),
+        }));
+        if !out.is_empty() {
+            break;
+        }
+    }
+    out
+}
+
+impl Inventory {
+    /// What a spec built from this inventory depends on.
+    pub fn fingerprint(&self) -> Fingerprint {
+        let mut nodes: BTreeSet<String> = BTreeSet::new();
+        let all_nodes = self
+            .gpus
+            .iter()
+            .flat_map(|gpu| &gpu.nodes)
+            .chain(self.mig.iter().flat_map(|mig| &mig.nodes))
+            .chain(&self.shared_nodes);
+        for node in all_nodes {
+            nodes.insert(format!(
+                "{} {}:{}",
+                node.path.display(),
+                node.major,
+                node.minor
+            ));
+        }
+        let mut libraries: Vec<String> = self
+            .libraries
+            .iter()
+            .map(|lib| lib.host.display().to_string())
+            .collect();
+        libraries.sort();
+        let minor_of = |index: u32| {
+            self.gpus
+                .iter()
+                .find(|gpu| gpu.index == index)
+                .map_or(index, |gpu| gpu.minor)
+        };
+        Fingerprint {
+            driver_version: self.driver_version.clone(),
+            nodes: nodes.into_iter().collect(),
+            libraries,
+            mig: self
+                .mig
+                .iter()
+                .map(|mig| format!("gpu{}/gi{}/ci{}", minor_of(mig.gpu_index), mig.gi, mig.ci))
+                .collect(),
+        }
+    }
+}
+
+impl Fingerprint {
+    /// Why `self` (recorded) no longer matches `now` (the host), or `None` when it does.
+    pub fn staleness(&self, now: &Self) -> Option<String> {
+        if self.driver_version != now.driver_version {
+            return Some(format!(
+                "driver changed from {} to {}",
+                self.driver_version, now.driver_version
+            ));
+        }
+        if self.nodes != now.nodes {
+            let gone: Vec<&String> = self
+                .nodes
+                .iter()
+                .filter(|n| !now.nodes.contains(n))
+                .collect();
+            let new: Vec<&String> = now
+                .nodes
+                .iter()
+                .filter(|n| !self.nodes.contains(n))
+                .collect();
+            return Some(format!(
+                "device nodes changed (gone: {gone:?}, new: {new:?})"
+            ));
+        }
+        if self.libraries != now.libraries {
+            let gone = self
+                .libraries
+                .iter()
+                .filter(|l| !now.libraries.contains(l))
+                .count();
+            let new = now
+                .libraries
+                .iter()
+                .filter(|l| !self.libraries.contains(l))
+                .count();
+            return Some(format!("driver libraries changed ({gone} gone, {new} new)"));
+        }
+        if self.mig != now.mig {
+            return Some(format!(
+                "MIG layout changed from {:?} to {:?}",
+                self.mig, now.mig
+            ));
+        }
+        None
+    }
+}
