@@ -22,9 +22,18 @@ mod tests {
     #[test]
     fn long_strings_stay_on_one_line_and_ambiguous_scalars_are_quoted() {
         let long = format!("/var/cache/{}/libcuda.so.550.163.01", "x".repeat(100));
-        let text = to_string(&serde_json::json!({"path": long, "date": "2024-01-01", "flag": "on", "n": "0"})).unwrap();
+        let text = to_string(
+            &serde_json::json!({"path": long, "date": "2024-01-01", "flag": "on", "n": "0"}),
+        )
+        .unwrap();
         assert!(text.contains(&format!("path: {long}\n")), "{text}");
-        assert!(text.contains("date: \"2024-01-01\"") || text.contains("date: '2024-01-01'"), "{text}");
-        assert!(text.contains("flag: \"on\"") || text.contains("flag: 'on'"), "{text}");
+        assert!(
+            text.contains("date: \"2024-01-01\"") || text.contains("date: '2024-01-01'"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flag: \"on\"") || text.contains("flag: 'on'"),
+            "{text}"
+        );
     }
 }

@@ -11,6 +11,8 @@
 pub mod document;
 pub mod freshness;
 pub mod generate;
+#[cfg(test)]
+mod golden_tests;
 pub mod spec;
 pub mod store;
 pub mod validate;

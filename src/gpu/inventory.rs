@@ -180,7 +180,8 @@ pub fn discover(roots: &DriverRoots) -> Result<Inventory> {
     let mut warnings = Vec::new();
     let proc_version = roots.driver_version();
     let candidates = libcuda_candidates(roots, &mut warnings);
-    let Some(driver_version) = proc_version.or_else(|| candidates.keys().next_back().cloned()) else {
+    let Some(driver_version) = proc_version.or_else(|| candidates.keys().next_back().cloned())
+    else {
         return Err(no_driver(roots));
     };
     let Some(library_dirs) = candidates.get(&driver_version) else {
@@ -245,6 +246,31 @@ fn no_driver(roots: &DriverRoots) -> Error {
     )
 }
 
+/// Whether `path` is an ELF file for another word size or machine than podlab's own, such as
+/// Fedora's 32-bit `.i686` copies in `/usr/lib`, which share the 64-bit libraries' names and
+/// SONAMEs. A file that cannot be read or is not ELF is not foreign: it gets its own warning.
+fn foreign_elf(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut header = [0u8; 20];
+    let read = fs::File::open(path).and_then(|mut file| file.read_exact(&mut header));
+    if read.is_err() || !header.starts_with(b"\x7fELF") {
+        return false;
+    }
+    let wide = header[4] == 2;
+    let machine = if header[5] == 2 {
+        u16::from_be_bytes([header[18], header[19]])
+    } else {
+        u16::from_le_bytes([header[18], header[19]])
+    };
+    let native_machine = match std::env::consts::ARCH {
+        "x86_64" => Some(62),
+        "aarch64" => Some(183),
+        "powerpc64" => Some(21),
+        _ => None,
+    };
+    wide != cfg!(target_pointer_width = "64") || native_machine.is_some_and(|m| m != machine)
+}
+
 /// `libcuda.so.<version>` files, by version, with the directories (inside the root) holding them.
 fn libcuda_candidates(
     roots: &DriverRoots,
@@ -259,6 +285,9 @@ fn libcuda_candidates(
         let Some(version) = name.strip_prefix("libcuda.so.").filter(|v| is_version(v)) else {
             return;
         };
+        if foreign_elf(real) {
+            return;
+        }
         if let Some(dir) = real.parent().and_then(|dir| inside(root, dir)) {
             found.entry(version.to_owned()).or_default().insert(dir);
         }
@@ -352,7 +381,8 @@ fn libraries(
     let mut seen_sonames = BTreeSet::new();
     let mut out = Vec::new();
     for (path, vdpau) in files {
-        let Some(host) = resolve(root, &path).filter(|host| host.is_file()) else {
+        let Some(host) = resolve(root, &path).filter(|host| host.is_file() && !foreign_elf(host))
+        else {
             continue;
         };
         if !seen_hosts.insert(host.clone()) {
@@ -366,7 +396,8 @@ fn libraries(
                 .unwrap_or_default(),
             Err(err) => {
                 warnings.push(Warning {
-                    message: format!("skipping {}: {err}", host.display()),
+                    // The error names the file.
+                    message: format!("skipping {err}"),
                     hint: Some("reinstall the NVIDIA driver's userspace packages".to_owned()),
                 });
                 continue;
@@ -517,6 +548,20 @@ fn mig_devices(roots: &DriverRoots, gpus: &[Gpu], warnings: &mut Vec<Warning>) -
             Some((name, minor.trim().parse().ok()?))
         })
         .collect();
+    let mig_dir = |gpu: &Gpu| {
+        roots.dev_path(&format!(
+            "/proc/driver/nvidia/capabilities/gpu{}/mig",
+            gpu.minor
+        ))
+    };
+    // The driver writes `mig-minors` on every host, MIG or not, and `/dev/nvidia-caps` is
+    // made only when needed: its absence matters only where MIG instances exist.
+    if gpus
+        .iter()
+        .all(|gpu| numbered(&mig_dir(gpu), "gi").is_empty())
+    {
+        return Vec::new();
+    }
     if fs::read_dir(roots.dev_path("/dev/nvidia-caps")).is_err() {
         warnings.push(Warning {
             message: "/dev/nvidia-caps is missing or unreadable: MIG devices are left out"
@@ -529,10 +574,7 @@ fn mig_devices(roots: &DriverRoots, gpus: &[Gpu], warnings: &mut Vec<Warning>) -
     }
     let mut out = Vec::new();
     for gpu in gpus {
-        let mig_dir = roots.dev_path(&format!(
-            "/proc/driver/nvidia/capabilities/gpu{}/mig",
-            gpu.minor
-        ));
+        let mig_dir = mig_dir(gpu);
         let mut instances: Vec<(u32, u32)> = numbered(&mig_dir, "gi")
             .into_iter()
             .flat_map(|gi| {
@@ -630,7 +672,9 @@ fn firmware(roots: &DriverRoots, version: &str) -> Vec<HostFile> {
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
             .filter(|name| {
                 name.starts_with("gsp")
-                    && Path::new(name).extension().is_some_and(|ext| ext.eq_ignore_ascii_case("bin"))
+                    && Path::new(name)
+                        .extension()
+                        .is_some_and(|ext| ext.eq_ignore_ascii_case("bin"))
             })
             .collect();
         names.sort();

@@ -7,6 +7,8 @@
 //! unit tests point them at fake trees.
 
 pub mod elf;
+#[cfg(test)]
+pub mod fixtures;
 pub mod inventory;
 pub mod ldcache;
 pub mod rootfs;
