@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::Error;
 use crate::capabilities::{Capabilities, Feature, PodmanVersion};
+use crate::cdi::freshness::{self, SpecStatus, State};
 use crate::engine::{self, ConnectOptions, Connection, Engine, HostSummary, ServerVersion};
 use crate::gpu::{DeviceNode, DriverRoots};
 
@@ -130,6 +131,8 @@ pub struct Facts {
     pub device_nodes: Vec<DeviceNode>,
     pub selinux: SelinuxMode,
     pub quadlet_generator: Option<PathBuf>,
+    /// The CDI specs podlab installed, with their freshness.
+    pub cdi_specs: Vec<SpecStatus>,
     pub systemd_running: bool,
     pub linger: bool,
 }
@@ -203,6 +206,7 @@ pub async fn gather(root: &HostRoot, connect: &ConnectOptions) -> Facts {
         driver_version: driver.driver_version(),
         device_nodes: driver.device_nodes(),
         selinux: selinux_mode(root),
+        cdi_specs: freshness::check_all(&freshness::install_dirs()),
         quadlet_generator: ["/usr/libexec/podman/quadlet", "/usr/lib/podman/quadlet"]
             .into_iter()
             .map(|path| root.path(path))
@@ -313,6 +317,7 @@ pub fn checks(facts: &Facts) -> Vec<Check> {
         ),
         mode => Check::pass("selinux", format!("{mode:?}").to_lowercase()),
     });
+    out.extend(cdi_specs(facts));
     out.push(quadlet(facts));
     out.push(linger(facts, &user));
     out
@@ -526,6 +531,39 @@ fn gpu(facts: &Facts) -> Vec<Check> {
     vec![driver, nodes, uvm]
 }
 
+fn cdi_specs(facts: &Facts) -> Vec<Check> {
+    let name = "cdi spec";
+    if facts.cdi_specs.is_empty() {
+        return vec![Check::pass(
+            name,
+            "none installed by podlab: podlab sessions pass the GPU edits inline",
+        )];
+    }
+    facts
+        .cdi_specs
+        .iter()
+        .map(|spec| {
+            let path = spec.path.display();
+            match &spec.state {
+                State::Fresh => Check::pass(
+                    name,
+                    format!("{path}: fresh (driver {})", spec.driver_version),
+                ),
+                State::Edited => Check::warn(
+                    name,
+                    format!("{path}: edited by hand, so podlab cannot tell whether it is fresh"),
+                    freshness::refresh_command(&spec.path),
+                ),
+                State::Stale { reason } => Check::fail(
+                    name,
+                    format!("{path}: stale ({reason}): containers using it fail to start"),
+                    freshness::refresh_command(&spec.path),
+                ),
+            }
+        })
+        .collect()
+}
+
 fn quadlet(facts: &Facts) -> Check {
     match &facts.quadlet_generator {
         Some(path) => Check::pass("quadlet", path.display().to_string()),
@@ -599,6 +637,7 @@ mod tests {
             device_nodes: Vec::new(),
             selinux: SelinuxMode::Disabled,
             quadlet_generator: Some("/usr/libexec/podman/quadlet".into()),
+            cdi_specs: Vec::new(),
             systemd_running: false,
             linger: false,
         }
@@ -767,6 +806,46 @@ mod tests {
             )
             .as_deref(),
             Some("alice")
+        );
+    }
+
+    #[test]
+    fn stale_cdi_spec_fails_with_the_refresh_command() {
+        let mut facts = healthy();
+        let provenance = crate::cdi::document::Provenance {
+            driver_root: "/".into(),
+            dev_root: "/".into(),
+            kind: "nvidia.com/gpu".into(),
+            names: "index".into(),
+            hooks: "none".into(),
+            fingerprint: crate::gpu::inventory::Fingerprint {
+                driver_version: "550.163.01".into(),
+                nodes: vec![],
+                libraries: vec![],
+                mig: vec![],
+            },
+        };
+        facts.cdi_specs = vec![SpecStatus {
+            path: "/etc/cdi/podlab-nvidia.yaml".into(),
+            driver_version: "550.163.01".into(),
+            state: State::Stale {
+                reason: "driver changed from 550.163.01 to 570.1.2".into(),
+            },
+            provenance,
+        }];
+        let check = checks(&facts)
+            .into_iter()
+            .find(|c| c.name == "cdi spec")
+            .unwrap();
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check.message.contains("driver changed"),
+            "{}",
+            check.message
+        );
+        assert_eq!(
+            check.hint.as_deref(),
+            Some("sudo podlab cdi install --system")
         );
     }
 }

@@ -37,6 +37,11 @@ pub struct TestHost {
     pub runtime_dir: PathBuf,
     pub socket: PathBuf,
     pub image: String,
+    /// A glibc-based image with `dlopen-test`.
+    pub glibc_image: String,
+    /// Real NVIDIA userspace files from Debian's packages, unpacked.
+    pub nvidia_root: PathBuf,
+    pub nvidia_version: String,
     /// The podlab binary, copied where the test user can execute it.
     pub podlab: PathBuf,
 }
@@ -102,6 +107,9 @@ fn load() -> Result<TestHost, String> {
         runtime_dir: get("PODLAB_TEST_RUNTIME_DIR")?.into(),
         socket: get("PODLAB_TEST_SOCKET")?.into(),
         image: get("PODLAB_TEST_IMAGE")?,
+        glibc_image: get("PODLAB_TEST_GLIBC_IMAGE")?,
+        nvidia_root: get("PODLAB_TEST_NVIDIA_ROOT")?.into(),
+        nvidia_version: get("PODLAB_TEST_NVIDIA_VERSION")?,
         podlab,
     })
 }
@@ -132,6 +140,17 @@ impl TestHost {
     /// `podlab ARGS` as the test user.
     pub fn podlab<S: AsRef<str>>(&self, args: &[S]) -> UserCommand<'_> {
         self.command(&self.podlab, args)
+    }
+
+    /// `podlab ARGS` as root (the tests run as root), for steps such as `--system` installs.
+    pub fn podlab_as_root<S: AsRef<str>>(&self, args: &[S]) -> Run {
+        let output = Command::new(&self.podlab)
+            .args(args.iter().map(AsRef::as_ref))
+            .env_remove("XDG_RUNTIME_DIR")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run podlab as root");
+        Run::from(output)
     }
 
     /// Any program as the test user.
@@ -305,5 +324,26 @@ pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Recreates `from` under `to` with hard links for files and copies of symlinks.
+pub fn copy_tree(from: &Path, to: &Path) {
+    for entry in fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().expect("type");
+        if kind.is_dir() {
+            fs::create_dir_all(&target).expect("mkdir");
+            copy_tree(&entry.path(), &target);
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path()).expect("link"), &target)
+                .expect("symlink");
+        } else {
+            // Hard links are cheap; a copy when /tmp is another file system.
+            if fs::hard_link(entry.path(), &target).is_err() {
+                fs::copy(entry.path(), &target).expect("copy");
+            }
+        }
     }
 }
