@@ -10,9 +10,13 @@ pub mod capabilities;
 pub mod cdi;
 pub mod cli;
 pub mod doctor;
+pub mod emit;
 pub mod engine;
 pub mod error;
 pub mod gpu;
+pub mod plan;
+pub mod runner;
+pub mod session;
 pub mod yaml;
 
 pub use error::{Error, Result};

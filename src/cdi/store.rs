@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::document::{Header, read_header};
 use crate::atomic;
+use crate::capabilities::{Capabilities, Feature};
 use crate::{Error, Result};
 
 /// podlab's spec file name in a CDI directory.
@@ -21,6 +22,40 @@ pub const SPEC_FILE: &str = "podlab-nvidia.yaml";
 pub const SYSTEM_DIR: &str = "/etc/cdi";
 /// The directories Podman reads by default (before `cdi_spec_dirs` replaces them).
 pub const DEFAULT_DIRS: [&str; 2] = ["/etc/cdi", "/var/run/cdi"];
+
+/// The directories the target Podman reads specs from: `/etc/cdi`, `/var/run/cdi` while it
+/// still scans it, or what `cdi_spec_dirs` in the user's containers.conf says on 5.5+.
+pub fn podman_spec_dirs(caps: &Capabilities) -> Vec<PathBuf> {
+    if caps.has(Feature::CdiSpecDirs) {
+        if let Some(configured) = configured_spec_dirs() {
+            return configured;
+        }
+    }
+    let mut dirs = vec![PathBuf::from(SYSTEM_DIR)];
+    if caps.scans_run_cdi() {
+        dirs.push(PathBuf::from(DEFAULT_DIRS[1]));
+    }
+    dirs
+}
+
+/// The user's containers.conf.
+pub fn containers_conf() -> Result<PathBuf> {
+    Ok(user_dir()?
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join("containers/containers.conf"))
+}
+
+fn configured_spec_dirs() -> Option<Vec<PathBuf>> {
+    let text = fs::read_to_string(containers_conf().ok()?).ok()?;
+    let doc: toml_edit::DocumentMut = text.parse().ok()?;
+    let dirs = doc.get("engine")?.get("cdi_spec_dirs")?.as_array()?;
+    Some(
+        dirs.iter()
+            .filter_map(|dir| dir.as_str().map(PathBuf::from))
+            .collect(),
+    )
+}
 
 /// What happened to the target file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::session_args::RootArgs;
 use super::{print_result, to_json};
 use crate::capabilities::{Capabilities, CdiVersion, Feature, PodmanVersion};
 use crate::cdi::document::{Format, render};
@@ -13,7 +14,6 @@ use crate::cdi::store::{
 };
 use crate::cdi::validate::validate_file;
 use crate::engine::socket::{CallerEnv, Probe, candidates, ping};
-use crate::engine::{Engine, podman::PodmanApi};
 use crate::gpu::inventory::Warning;
 use crate::gpu::{DriverRoots, discover};
 use crate::{Error, Result};
@@ -30,40 +30,6 @@ pub enum Command {
     List(ListArgs),
     /// Check a CDI spec file.
     Validate(ValidateArgs),
-}
-
-/// Where GPU discovery looks.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RootArgs {
-    /// Root of the driver's files (libraries, binaries), e.g. /run/nvidia/driver.
-    #[arg(
-        long,
-        env = "PODLAB_DRIVER_ROOT",
-        default_value = "/",
-        value_name = "DIR"
-    )]
-    pub driver_root: PathBuf,
-    /// Root holding dev/, proc/ and sys/ for the GPUs.
-    #[arg(long, env = "PODLAB_DEV_ROOT", default_value = "/", value_name = "DIR")]
-    pub dev_root: PathBuf,
-}
-
-impl RootArgs {
-    pub fn roots(&self) -> Result<DriverRoots> {
-        for (flag, dir) in [
-            ("--driver-root", &self.driver_root),
-            ("--dev-root", &self.dev_root),
-        ] {
-            if !dir.is_dir() {
-                return Err(Error::user(format!("{flag} {} is not a directory", dir.display()))
-                    .hint("point it at the directory that holds the driver (for example /run/nvidia/driver)"));
-            }
-        }
-        Ok(DriverRoots {
-            driver_root: self.driver_root.clone(),
-            dev_root: self.dev_root.clone(),
-        })
-    }
 }
 
 /// How to generate.
@@ -150,8 +116,8 @@ pub async fn target_podman(version: &str, url: Option<String>) -> Result<Option<
     }
     let caller = CallerEnv::from_process(url);
     for endpoint in candidates(&caller).unwrap_or_default() {
-        if let Ok(Probe::Alive { .. }) = ping(&endpoint.path).await {
-            if let Ok(version) = PodmanApi::new(&endpoint.path).podman_version().await {
+        if let Ok(Probe::Alive { api_version }) = ping(&endpoint.path).await {
+            if let Ok(version) = api_version.parse::<PodmanVersion>() {
                 return Ok(Some(Capabilities::for_version(version)));
             }
         }
@@ -270,7 +236,7 @@ async fn install(args: InstallArgs, url: Option<String>) -> Result<u8> {
         }
     );
     if !args.system {
-        let conf = containers_conf()?;
+        let conf = store::containers_conf()?;
         let current = std::fs::read_to_string(&conf).unwrap_or_default();
         if let Some(updated) = store::with_cdi_spec_dir(&current, &dir)? {
             if let Some(parent) = conf.parent() {
@@ -294,13 +260,6 @@ async fn install(args: InstallArgs, url: Option<String>) -> Result<u8> {
 fn eprintln_plain(text: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr().lock(), "{text}");
-}
-
-fn containers_conf() -> Result<PathBuf> {
-    Ok(user_dir()?
-        .parent()
-        .unwrap_or(Path::new("/"))
-        .join("containers/containers.conf"))
 }
 
 async fn status(args: &StatusArgs, url: Option<String>) -> Result<u8> {
@@ -385,15 +344,10 @@ fn display_dirs(dirs: &[PathBuf]) -> String {
 
 async fn list(args: &ListArgs, url: Option<String>) -> Result<u8> {
     let caps = target_podman(&args.podman_version, url).await?;
-    let mut dirs: Vec<PathBuf> = vec![PathBuf::from(SYSTEM_DIR)];
-    if caps.is_none_or(|caps| caps.scans_run_cdi()) {
-        dirs.push(PathBuf::from(DEFAULT_DIRS[1]));
-    }
-    if caps.is_some_and(|caps| caps.has(Feature::CdiSpecDirs)) {
-        if let Some(configured) = configured_spec_dirs() {
-            dirs = configured;
-        }
-    }
+    let dirs = caps.map_or_else(
+        || DEFAULT_DIRS.iter().map(PathBuf::from).collect(),
+        |caps| store::podman_spec_dirs(&caps),
+    );
     let mut names = Vec::new();
     for dir in &dirs {
         for file in spec_files(dir) {
@@ -423,17 +377,6 @@ async fn list(args: &ListArgs, url: Option<String>) -> Result<u8> {
         out
     }))?;
     Ok(0)
-}
-
-fn configured_spec_dirs() -> Option<Vec<PathBuf>> {
-    let text = std::fs::read_to_string(containers_conf().ok()?).ok()?;
-    let doc: toml_edit::DocumentMut = text.parse().ok()?;
-    let dirs = doc.get("engine")?.get("cdi_spec_dirs")?.as_array()?;
-    Some(
-        dirs.iter()
-            .filter_map(|dir| dir.as_str().map(PathBuf::from))
-            .collect(),
-    )
 }
 
 fn validate(args: &ValidateArgs) -> Result<u8> {

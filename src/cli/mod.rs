@@ -4,7 +4,11 @@
 //! computes; results go to stdout, logs and progress to stderr.
 
 mod cdi;
+mod config;
 mod doctor;
+mod init;
+mod run;
+pub mod session_args;
 mod version;
 
 use std::io::Write;
@@ -64,6 +68,12 @@ pub enum Command {
         #[command(subcommand)]
         command: cdi::Command,
     },
+    /// Write a commented podlab.toml and a Containerfile for a CUDA/PyTorch/JupyterLab image.
+    Init(init::Args),
+    /// Print the session that flags, podlab.toml and the defaults resolve to.
+    Config(config::Args),
+    /// Run a command in a new container of the session, as one job, and return its exit code.
+    Run(run::Args),
 }
 
 /// Entry point of the binary.
@@ -88,19 +98,11 @@ pub fn main() -> ExitCode {
             )));
         }
     };
-    let outcome = runtime.block_on(async {
-        tokio::select! {
-            outcome = run(cli) => Some(outcome),
-            _ = tokio::signal::ctrl_c() => None,
-        }
-    });
-    match outcome {
-        Some(Ok(code)) => ExitCode::from(code),
-        Some(Err(err)) => report(&err),
-        None => {
-            tracing::warn!("interrupted");
-            ExitCode::from(130)
-        }
+    // Ctrl-C keeps its default effect (exit, status 130) except in commands that own a
+    // container, which catch it to stop and remove the container first.
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => report(&err),
     }
 }
 
@@ -111,6 +113,9 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Version(args) => version::run(&args, &connect).await,
         Command::Doctor(args) => doctor::run(&args, &connect).await,
         Command::Cdi { command } => cdi::run(command, connect.url).await,
+        Command::Init(args) => init::run(&args),
+        Command::Config(args) => config::run(args),
+        Command::Run(args) => run::run(args, &connect).await,
     }
 }
 

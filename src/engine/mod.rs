@@ -6,6 +6,8 @@
 //! ([`podman::PodmanApi`]) uses the `podman-api` crate; unit tests use a fake.
 
 pub mod autostart;
+pub mod frames;
+pub mod http;
 pub mod podman;
 pub mod socket;
 
@@ -39,10 +41,67 @@ pub struct HostSummary {
 
 /// The calls podlab makes to Podman. Each grows as commands need them.
 pub trait Engine {
-    /// `GET /libpod/version`.
-    fn podman_version(&self) -> impl Future<Output = Result<PodmanVersion>> + Send;
     /// `GET /libpod/info`, reduced to what podlab uses.
     fn host_summary(&self) -> impl Future<Output = Result<HostSummary>> + Send;
+    /// The image's default user and its id, or `None` when the image is not present.
+    fn inspect_image(&self, image: &str)
+    -> impl Future<Output = Result<Option<ImageFacts>>> + Send;
+    /// A small text file from the image (its `/etc/passwd`), or `None` when it has none.
+    fn image_file(
+        &self,
+        image: &str,
+        path: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// `POST /containers/create` with a complete libpod body; returns the container id.
+    fn create_container(
+        &self,
+        body: &serde_json::Value,
+    ) -> impl Future<Output = Result<String>> + Send;
+    /// Attaches to the container's stdio (before start, so no output is lost).
+    fn attach(&self, id: &str, stdin: bool) -> impl Future<Output = Result<Stdio>> + Send;
+    fn start_container(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Waits until the container exits; its exit code.
+    fn wait_container(&self, id: &str) -> impl Future<Output = Result<i32>> + Send;
+    /// Stops (SIGTERM, then SIGKILL after `timeout_secs`) and removes the container.
+    fn stop_and_remove(
+        &self,
+        id: &str,
+        timeout_secs: u32,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The containers carrying `label` (`key` or `key=value`).
+    fn list_containers(
+        &self,
+        label: &str,
+    ) -> impl Future<Output = Result<Vec<ContainerSummary>>> + Send;
+    /// Tells the container's TTY its new size.
+    fn resize(&self, id: &str, rows: u16, cols: u16) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A container's stdio stream: raw bytes with a TTY, Docker's multiplexed frames without.
+pub type Stdio = Box<dyn AsyncStdio>;
+
+/// Both directions of an attached stream.
+pub trait AsyncStdio: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> AsyncStdio for T {}
+
+/// What podlab needs to know about an image.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageFacts {
+    pub id: String,
+    /// `Config.User`: empty, a name, `uid` or `uid:gid`.
+    pub user: String,
+}
+
+/// One line of `podlab ps`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerSummary {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub state: String,
+    /// Seconds since the epoch.
+    pub created: i64,
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// How podlab reached its socket.
@@ -62,7 +121,9 @@ impl Connection {
     }
 }
 
-/// A live engine whose server version has been read once.
+/// A live engine whose server version has been read once, from `_ping`'s
+/// `Libpod-Api-Version` header: Podman's API version is its release version, and
+/// `GET /libpod/version` would cost half a second (it gathers host information).
 #[derive(Debug)]
 pub struct Connected<E> {
     pub engine: E,
@@ -71,9 +132,14 @@ pub struct Connected<E> {
 }
 
 impl<E: Engine> Connected<E> {
-    /// Reads the server version through `engine`.
-    pub async fn new(engine: E, connection: Connection) -> Result<Self> {
-        let podman = engine.podman_version().await?;
+    pub fn new(engine: E, connection: Connection) -> Result<Self> {
+        let podman = connection.api_version.parse().map_err(|_| {
+            Error::env(format!(
+                "podman reported an unreadable API version {:?}",
+                connection.api_version
+            ))
+            .hint("upgrade podman to 4.4 or newer")
+        })?;
         let server = ServerVersion {
             podman,
             api: connection.api_version.clone(),
@@ -153,27 +219,113 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connected<podman::Podma
     let caller = CallerEnv::from_process(options.url.clone());
     let connection = find_socket(options, &caller).await?;
     let engine = podman::PodmanApi::new(&connection.socket);
-    Connected::new(engine, connection).await
+    Connected::new(engine, connection)
 }
 
 #[cfg(test)]
 pub mod fake {
-    //! An in-memory engine for unit tests.
-    use super::{Engine, HostSummary, PodmanVersion, Result};
+    //! An in-memory engine for unit tests: records every call, answers from its fields.
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
 
-    #[derive(Debug, Clone)]
+    use tokio::io::AsyncWriteExt;
+
+    use super::{ContainerSummary, Engine, HostSummary, ImageFacts, PodmanVersion, Result, Stdio};
+    use crate::Error;
+
+    #[derive(Debug, Clone, Default)]
     pub struct FakeEngine {
-        pub version: PodmanVersion,
+        pub version: Option<PodmanVersion>,
         pub host: HostSummary,
+        pub images: BTreeMap<String, ImageFacts>,
+        /// What the container prints on stdout (sent as one multiplexed frame).
+        pub output: Vec<u8>,
+        pub exit_code: i32,
+        /// Makes `start_container` fail with this message.
+        pub start_failure: Option<String>,
+        pub calls: Arc<Mutex<Vec<String>>>,
+        pub bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+    }
+
+    impl FakeEngine {
+        fn record(&self, call: String) {
+            self.calls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(call);
+        }
+
+        pub fn calls(&self) -> Vec<String> {
+            self.calls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        }
     }
 
     impl Engine for FakeEngine {
-        async fn podman_version(&self) -> Result<PodmanVersion> {
-            Ok(self.version)
-        }
-
         async fn host_summary(&self) -> Result<HostSummary> {
             Ok(self.host.clone())
+        }
+
+        async fn inspect_image(&self, image: &str) -> Result<Option<ImageFacts>> {
+            self.record(format!("inspect {image}"));
+            Ok(self.images.get(image).cloned())
+        }
+
+        async fn image_file(&self, image: &str, path: &str) -> Result<Option<String>> {
+            self.record(format!("read {image}:{path}"));
+            Ok(None)
+        }
+
+        async fn create_container(&self, body: &serde_json::Value) -> Result<String> {
+            self.record("create".to_owned());
+            self.bodies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(body.clone());
+            Ok("c0ffee".to_owned())
+        }
+
+        async fn attach(&self, id: &str, stdin: bool) -> Result<Stdio> {
+            self.record(format!("attach {id} stdin={stdin}"));
+            let (mut ours, theirs) = tokio::io::duplex(64 * 1024);
+            let mut frame = vec![1, 0, 0, 0];
+            frame.extend_from_slice(&u32::try_from(self.output.len()).unwrap_or(0).to_be_bytes());
+            frame.extend_from_slice(&self.output);
+            tokio::spawn(async move {
+                let _ = ours.write_all(&frame).await;
+                let _ = ours.shutdown().await;
+            });
+            Ok(Box::new(theirs))
+        }
+
+        async fn start_container(&self, id: &str) -> Result<()> {
+            self.record(format!("start {id}"));
+            match &self.start_failure {
+                Some(message) => Err(Error::env(message.clone())),
+                None => Ok(()),
+            }
+        }
+
+        async fn wait_container(&self, id: &str) -> Result<i32> {
+            self.record(format!("wait {id}"));
+            Ok(self.exit_code)
+        }
+
+        async fn stop_and_remove(&self, id: &str, timeout_secs: u32) -> Result<()> {
+            self.record(format!("remove {id} timeout={timeout_secs}"));
+            Ok(())
+        }
+
+        async fn list_containers(&self, label: &str) -> Result<Vec<ContainerSummary>> {
+            self.record(format!("list {label}"));
+            Ok(Vec::new())
+        }
+
+        async fn resize(&self, id: &str, rows: u16, cols: u16) -> Result<()> {
+            self.record(format!("resize {id} {rows}x{cols}"));
+            Ok(())
         }
     }
 }
@@ -186,8 +338,8 @@ mod tests {
     #[tokio::test]
     async fn connected_reads_version_once_and_derives_capabilities() {
         let engine = fake::FakeEngine {
-            version: PodmanVersion::new(5, 4, 2),
-            host: HostSummary::default(),
+            version: Some(PodmanVersion::new(5, 4, 2)),
+            ..fake::FakeEngine::default()
         };
         let connection = Connection {
             socket: "/run/user/1000/podman/podman.sock".into(),
@@ -195,7 +347,7 @@ mod tests {
             api_version: "5.4.2".into(),
             started_pid: None,
         };
-        let connected = Connected::new(engine, connection).await.unwrap();
+        let connected = Connected::new(engine, connection).unwrap();
         assert_eq!(connected.server.podman.to_string(), "5.4.2");
         assert!(connected.capabilities().has(Feature::KubeCdiLimits));
         assert!(!connected.capabilities().has(Feature::CdiSpecDirs));

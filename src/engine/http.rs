@@ -1,0 +1,186 @@
+//! Plain libpod HTTP calls over the Unix socket, with hyper 1.
+//!
+//! Container lifecycle calls go here instead of through `podman-api` because podlab builds
+//! the complete libpod create body itself (see [`crate::emit::podman`]: an emitter that only
+//! serializes the session), and `podman-api`'s builder can neither send a prepared body nor
+//! carry every field podlab sets. Attach needs a hijacked (upgraded) connection, which
+//! `podman-api` offers only without a TTY. Each call opens its own connection: on a local
+//! socket that costs microseconds and keeps calls independent.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+
+use crate::{Error, Result};
+
+/// The libpod API prefix podlab speaks; Podman 4.x and 5.x route it.
+pub const PREFIX: &str = "/v4.0.0/libpod";
+
+/// A hijacked connection: the container's stdio after an attach or exec start.
+pub type Upgraded = TokioIo<hyper::upgrade::Upgraded>;
+
+#[derive(Debug, Clone)]
+pub struct Libpod {
+    socket: PathBuf,
+}
+
+/// A non-2xx answer: the status and Podman's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiFailure {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Libpod {
+    pub fn new(socket: &Path) -> Self {
+        Self {
+            socket: socket.to_owned(),
+        }
+    }
+
+    async fn sender(&self) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|err| self.lost(&err))?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|err| self.lost(&err))?;
+        tokio::spawn(connection.with_upgrades());
+        Ok(sender)
+    }
+
+    fn lost(&self, err: &dyn std::fmt::Display) -> Error {
+        Error::env(format!(
+            "lost the podman socket {}: {err}",
+            self.socket.display()
+        ))
+        .hint("check the service (podlab doctor) and run again")
+    }
+
+    fn request(
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Request<Full<Bytes>>> {
+        let bytes = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|err| Error::env(format!("cannot encode request: {err}")))?;
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("{PREFIX}{path}"))
+            .header(hyper::header::HOST, "d");
+        if bytes.is_some() {
+            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        builder
+            .body(Full::new(Bytes::from(bytes.unwrap_or_default())))
+            .map_err(|err| Error::env(format!("cannot build request {path}: {err}")))
+    }
+
+    /// Sends a request and reads the whole answer; `Err(Ok(failure))` is Podman saying no.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<std::result::Result<Bytes, ApiFailure>> {
+        let mut sender = self.sender().await?;
+        let response = sender
+            .send_request(Self::request(method, path, body)?)
+            .await
+            .map_err(|err| self.lost(&err))?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|err| self.lost(&err))?
+            .to_bytes();
+        if status.is_success() {
+            return Ok(Ok(bytes));
+        }
+        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|value| {
+                value
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_owned());
+        Ok(Err(ApiFailure { status, message }))
+    }
+
+    /// Like [`Self::call`], with any refusal turned into an error naming the call.
+    pub async fn expect(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Bytes> {
+        self.call(method, path, body).await?.map_err(|failure| {
+            Error::env(format!("podman refused {path}: {}", failure.message))
+                .hint("run with -v for details, or check podman's own view: podman ps -a")
+        })
+    }
+
+    /// `POST path` with `Upgrade: tcp`, returning the raw duplex stream.
+    pub async fn upgrade(&self, path: &str, body: Option<&serde_json::Value>) -> Result<Upgraded> {
+        let mut sender = self.sender().await?;
+        let mut request = Self::request(Method::POST, path, body)?;
+        request.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("Upgrade"),
+        );
+        request.headers_mut().insert(
+            hyper::header::UPGRADE,
+            hyper::header::HeaderValue::from_static("tcp"),
+        );
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|err| self.lost(&err))?;
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS && !response.status().is_success() {
+            return Err(Error::env(format!(
+                "podman refused {path}: HTTP {}",
+                response.status()
+            )));
+        }
+        let upgraded = hyper::upgrade::on(response)
+            .await
+            .map_err(|err| self.lost(&err))?;
+        Ok(TokioIo::new(upgraded))
+    }
+}
+
+/// Percent-encodes a query value (label filters carry `{`, `"`, `=`).
+pub fn query_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_filters() {
+        assert_eq!(
+            query_escape(r#"{"label":["a=b"]}"#),
+            "%7B%22label%22%3A%5B%22a%3Db%22%5D%7D"
+        );
+    }
+}

@@ -1,0 +1,390 @@
+//! What a session becomes on this host: the decisions that need host facts, made once before
+//! the emitters run. Which user the host user maps to (from the image), and how GPUs reach
+//! the container: by CDI name when Podman reads a fresh spec for them, else as the same edits
+//! inline (device nodes, library mounts, env), so no root step is ever needed and a stale
+//! spec is never used.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::capabilities::Capabilities;
+use crate::cdi::freshness::{self, State};
+use crate::cdi::generate::{self, Options};
+use crate::cdi::spec::{ContainerEdits, Spec};
+use crate::cdi::store;
+use crate::cdi::validate::validate_file;
+use crate::gpu::inventory::{Inventory, Warning};
+use crate::gpu::{DriverRoots, discover};
+use crate::session::{GpuRequest, GpuSelector, UserMapping};
+use crate::{Error, Result};
+
+/// The CDI kind podlab's GPUs use.
+pub const GPU_KIND: &str = "nvidia.com/gpu";
+
+/// How GPUs reach the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GpuMode {
+    None,
+    /// Qualified CDI names (`nvidia.com/gpu=0`) that Podman resolves from a spec it reads.
+    Cdi(Vec<String>),
+    /// The spec's edits, applied by podlab itself.
+    Inline(ContainerEdits),
+}
+
+/// The GPU decision and the device names it stands for (`0`, `all`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuPlan {
+    pub mode: GpuMode,
+    pub names: Vec<String>,
+    pub notices: Vec<Warning>,
+}
+
+/// Decides how the requested GPUs reach the container.
+pub fn plan_gpus(
+    request: &GpuRequest,
+    roots: &DriverRoots,
+    caps: &Capabilities,
+) -> Result<GpuPlan> {
+    let none = |notices| GpuPlan {
+        mode: GpuMode::None,
+        names: Vec::new(),
+        notices,
+    };
+    if *request == GpuRequest::None {
+        return Ok(none(Vec::new()));
+    }
+    let inventory = match discover(roots) {
+        Ok(inventory) if !inventory.gpus.is_empty() => inventory,
+        result => {
+            if *request == GpuRequest::Auto {
+                return Ok(none(vec![Warning {
+                    message: "no NVIDIA GPU on this host: the session runs without GPUs".to_owned(),
+                    hint: None,
+                }]));
+            }
+            return Err(result.err().unwrap_or_else(|| {
+                Error::user("no NVIDIA GPU device nodes on this host")
+                    .hint("run without --gpus, or check podlab doctor")
+            }));
+        }
+    };
+    let names = selected_names(request, &inventory)?;
+    if let Some(spec) = fresh_podman_spec(caps) {
+        let known = |name: &String| spec.devices.iter().any(|device| &device.name == name);
+        if names.iter().all(known) {
+            let qualified = names
+                .iter()
+                .map(|name| format!("{GPU_KIND}={name}"))
+                .collect();
+            return Ok(GpuPlan {
+                mode: GpuMode::Cdi(qualified),
+                names,
+                notices: Vec::new(),
+            });
+        }
+    }
+    let generated = generate::generate(&inventory, roots, &Options::default())?;
+    let mut edits = generated.spec.container_edits.clone();
+    for name in &names {
+        if let Some(device) = generated
+            .spec
+            .devices
+            .iter()
+            .find(|device| &device.name == name)
+        {
+            merge(&mut edits, &device.container_edits);
+        }
+    }
+    Ok(GpuPlan {
+        mode: GpuMode::Inline(edits),
+        names,
+        notices: generated.warnings,
+    })
+}
+
+/// The spec's device names for the request: `all`, or one per selected GPU.
+fn selected_names(request: &GpuRequest, inventory: &Inventory) -> Result<Vec<String>> {
+    let GpuRequest::List(selectors) = request else {
+        return Ok(vec!["all".to_owned()]);
+    };
+    let listing = || {
+        inventory
+            .gpus
+            .iter()
+            .map(|gpu| {
+                let mut text = gpu.index.to_string();
+                if let Some(model) = &gpu.model {
+                    let _ = write!(text, " ({model})");
+                }
+                if let Some(uuid) = &gpu.uuid {
+                    let _ = write!(text, " {uuid}");
+                }
+                text
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    selectors
+        .iter()
+        .map(|selector| {
+            let found = inventory.gpus.iter().find(|gpu| match selector {
+                GpuSelector::Index(index) => gpu.index == *index,
+                GpuSelector::Uuid(uuid) => gpu.uuid.as_deref() == Some(uuid.as_str()),
+            });
+            found.map(|gpu| gpu.index.to_string()).ok_or_else(|| {
+                let wanted = match selector {
+                    GpuSelector::Index(index) => format!("GPU {index}"),
+                    GpuSelector::Uuid(uuid) => uuid.clone(),
+                };
+                Error::user(format!("unknown {wanted}: this host has GPU {}", listing()))
+                    .hint("pick from those with --gpus (all, none, 0,1 or a GPU-uuid)")
+            })
+        })
+        .collect()
+}
+
+/// A GPU spec that the target Podman reads and that still matches the host.
+fn fresh_podman_spec(caps: &Capabilities) -> Option<Spec> {
+    for dir in store::podman_spec_dirs(caps) {
+        for file in store::spec_files(&dir) {
+            let Ok(Ok(spec)) = validate_file(&file) else {
+                continue;
+            };
+            if spec.kind != GPU_KIND {
+                continue;
+            }
+            let fresh = match freshness::check(&file) {
+                Some(status) => status.state == State::Fresh,
+                // Another tool's spec: fresh as long as everything it names still exists.
+                None => spec.all_edits().all(|edits| {
+                    edits
+                        .mounts
+                        .iter()
+                        .all(|mount| Path::new(&mount.host_path).exists())
+                        && edits.device_nodes.iter().all(|node| {
+                            Path::new(node.host_path.as_deref().unwrap_or(&node.path)).exists()
+                        })
+                }),
+            };
+            if fresh {
+                return Some(spec);
+            }
+            tracing::warn!(
+                "{} is stale: passing the GPU edits inline instead",
+                file.display()
+            );
+        }
+    }
+    None
+}
+
+fn merge(into: &mut ContainerEdits, from: &ContainerEdits) {
+    for node in &from.device_nodes {
+        if !into
+            .device_nodes
+            .iter()
+            .any(|known| known.path == node.path)
+        {
+            into.device_nodes.push(node.clone());
+        }
+    }
+    into.env.extend(from.env.iter().cloned());
+    into.mounts.extend(from.mounts.iter().cloned());
+    for gid in &from.additional_gids {
+        if !into.additional_gids.contains(gid) {
+            into.additional_gids.push(*gid);
+        }
+    }
+}
+
+/// How the container is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    /// `run` or `shell`, recorded as a label.
+    pub kind: &'static str,
+    pub tty: bool,
+    pub stdin: bool,
+    /// Podman removes the container when it exits.
+    pub remove: bool,
+}
+
+/// Everything the create body needs beyond the session itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerPlan {
+    pub name: String,
+    pub mode: Mode,
+    pub userns: UserNs,
+    /// `HOME` for images without a user of their own (plain keep-id).
+    pub home: Option<String>,
+    pub gpus: GpuPlan,
+    /// `label=disable`: GPU containers on SELinux-enforcing hosts.
+    pub label_disable: bool,
+}
+
+/// Whether SELinux enforces on this host.
+pub fn selinux_enforcing() -> bool {
+    std::fs::read_to_string("/sys/fs/selinux/enforce").is_ok_and(|mode| mode.trim() == "1")
+}
+
+/// A container name unique among concurrent jobs of one project: `<project>-<kind>-<hex>`.
+pub fn container_name(project: &str, kind: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    let mixed = (u64::from(nanos) ^ (u64::from(std::process::id()) << 20))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    format!("{project}-{kind}-{:06x}", mixed >> 40)
+}
+
+/// The user namespace: the host user mapped onto the image's user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserNs {
+    KeepId,
+    KeepIdTo { uid: u32, gid: u32 },
+}
+
+/// Maps `mapping` onto the image: `auto` picks the image's non-root user (`uid[:gid]`, or a
+/// name looked up in the image's `/etc/passwd` text when given), else plain keep-id.
+pub fn plan_user(mapping: UserMapping, image_user: &str, image_passwd: Option<&str>) -> UserNs {
+    match mapping {
+        UserMapping::KeepId => UserNs::KeepId,
+        UserMapping::KeepIdTo { uid, gid } => UserNs::KeepIdTo { uid, gid },
+        UserMapping::Auto => image_ids(image_user, image_passwd)
+            .filter(|(uid, _)| *uid != 0)
+            .map_or(UserNs::KeepId, |(uid, gid)| UserNs::KeepIdTo { uid, gid }),
+    }
+}
+
+/// The uid and gid of an image's `User` (`1000`, `1000:100`, `dev`, `dev:dev`).
+fn image_ids(user: &str, passwd: Option<&str>) -> Option<(u32, u32)> {
+    let (who, group) = user
+        .split_once(':')
+        .map_or((user, None), |(u, g)| (u, Some(g)));
+    if who.is_empty() {
+        return None;
+    }
+    let entry = passwd.and_then(|text| {
+        text.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            let (name, uid, gid) = (fields.first()?, fields.get(2)?, fields.get(3)?);
+            (*name == who || *uid == who).then(|| (uid.parse().ok(), gid.parse().ok()))
+        })
+    });
+    let uid = who
+        .parse()
+        .ok()
+        .or_else(|| entry.and_then(|(uid, _)| uid))?;
+    let gid = group
+        .and_then(|g| g.parse().ok())
+        .or_else(|| entry.and_then(|(_, gid)| gid))
+        .unwrap_or(uid);
+    Some((uid, gid))
+}
+
+/// Whether the image names a user that only its `/etc/passwd` can turn into ids.
+pub fn needs_passwd(image_user: &str) -> bool {
+    let who = image_user.split(':').next().unwrap_or_default();
+    !who.is_empty() && who.parse::<u32>().is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_maps_onto_the_images_user() {
+        let passwd = "root:x:0:0::/root:/bin/sh\ndev:x:1000:1000::/home/dev:/bin/bash\n";
+        assert_eq!(plan_user(UserMapping::Auto, "", None), UserNs::KeepId);
+        assert_eq!(
+            plan_user(UserMapping::Auto, "root", Some(passwd)),
+            UserNs::KeepId
+        );
+        assert_eq!(plan_user(UserMapping::Auto, "0", None), UserNs::KeepId);
+        assert_eq!(
+            plan_user(UserMapping::Auto, "dev", Some(passwd)),
+            UserNs::KeepIdTo {
+                uid: 1000,
+                gid: 1000
+            }
+        );
+        assert_eq!(
+            plan_user(UserMapping::Auto, "1001:100", None),
+            UserNs::KeepIdTo {
+                uid: 1001,
+                gid: 100
+            }
+        );
+        assert_eq!(
+            plan_user(UserMapping::Auto, "1001", None),
+            UserNs::KeepIdTo {
+                uid: 1001,
+                gid: 1001
+            }
+        );
+        assert_eq!(
+            plan_user(UserMapping::Auto, "ghost", Some(passwd)),
+            UserNs::KeepId
+        );
+        assert_eq!(
+            plan_user(UserMapping::KeepId, "dev", Some(passwd)),
+            UserNs::KeepId
+        );
+        assert!(needs_passwd("dev") && !needs_passwd("1000") && !needs_passwd(""));
+    }
+
+    #[test]
+    fn unknown_gpu_index_lists_the_gpus_that_exist() {
+        let fixture = crate::gpu::fixtures::debian_like();
+        let inventory = discover(&fixture.roots).unwrap();
+        let request = GpuRequest::List(vec![GpuSelector::Index(7)]);
+        let err = selected_names(&request, &inventory)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("unknown GPU 7: this host has GPU 0"), "{err}");
+        let request = GpuRequest::List(vec![GpuSelector::Index(1), GpuSelector::Index(0)]);
+        assert_eq!(selected_names(&request, &inventory).unwrap(), ["1", "0"]);
+    }
+
+    #[test]
+    fn inline_mode_carries_nodes_libraries_and_env() {
+        let fixture = crate::gpu::fixtures::debian_like();
+        let caps = Capabilities::for_version(crate::capabilities::PodmanVersion::new(5, 4, 2));
+        let request = GpuRequest::List(vec![GpuSelector::Index(1)]);
+        let plan = plan_gpus(&request, &fixture.roots, &caps).unwrap();
+        let GpuMode::Inline(edits) = plan.mode else {
+            panic!("expected inline mode, got {:?}", plan.mode)
+        };
+        let nodes: Vec<&str> = edits
+            .device_nodes
+            .iter()
+            .map(|node| node.path.as_str())
+            .collect();
+        assert!(
+            nodes.contains(&"/dev/nvidia1") && !nodes.contains(&"/dev/nvidia0"),
+            "{nodes:?}"
+        );
+        assert!(nodes.contains(&"/dev/nvidiactl"), "{nodes:?}");
+        assert!(
+            edits
+                .mounts
+                .iter()
+                .any(|m| m.container_path == "/usr/lib/x86_64-linux-gnu/libcuda.so.1")
+        );
+        assert!(
+            edits
+                .env
+                .contains(&"NVIDIA_VISIBLE_DEVICES=void".to_owned())
+        );
+    }
+
+    #[test]
+    fn auto_without_gpus_is_none_with_a_notice_but_explicit_request_fails() {
+        let fixture = crate::gpu::fixtures::no_driver();
+        let caps = Capabilities::for_version(crate::capabilities::PodmanVersion::new(5, 4, 2));
+        let plan = plan_gpus(&GpuRequest::Auto, &fixture.roots, &caps).unwrap();
+        assert_eq!(plan.mode, GpuMode::None);
+        assert_eq!(plan.notices.len(), 1);
+        assert!(plan_gpus(&GpuRequest::All, &fixture.roots, &caps).is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! Running a session's container to completion over the socket: plan it on this host, create
+//! it, attach before start (so no output is lost), start, stream output while waiting, and
+//! clean up on every path (a failed start, Ctrl-C, a lost socket) so no container is left
+//! behind.
+
+use tokio::io::AsyncWriteExt;
+
+use crate::capabilities::Capabilities;
+use crate::emit::podman::create_body;
+use crate::engine::Engine;
+use crate::engine::frames::demultiplex;
+pub use crate::plan::Mode;
+use crate::plan::{self, ContainerPlan, UserNs};
+use crate::session::{ImageSource, Session};
+use crate::{Error, Result};
+
+/// Makes the host decisions for `session`: image user, GPUs, SELinux, name.
+pub async fn plan_container<E: Engine>(
+    engine: &E,
+    caps: &Capabilities,
+    session: &Session,
+    mode: Mode,
+) -> Result<ContainerPlan> {
+    let image = session.image.reference();
+    let Some(facts) = engine.inspect_image(image).await? else {
+        let hint = match &session.image {
+            ImageSource::Build { .. } => "build it first: podlab build".to_owned(),
+            ImageSource::Name(name) => {
+                format!("pull it first: podlab pull {name} (or podman load / podman import it)")
+            }
+        };
+        return Err(Error::user(format!("image {image} is not in the local store")).hint(hint));
+    };
+    let passwd = if plan::needs_passwd(&facts.user) {
+        engine.image_file(image, "/etc/passwd").await?
+    } else {
+        None
+    };
+    let userns = plan::plan_user(session.user_map, &facts.user, passwd.as_deref());
+    let gpus = plan::plan_gpus(&session.gpus, &session.driver_roots, caps)?;
+    for notice in &gpus.notices {
+        tracing::warn!("{}", notice.message);
+    }
+    let home =
+        (userns == UserNs::KeepId && !session.env.contains_key("HOME")).then(|| "/tmp".to_owned());
+    Ok(ContainerPlan {
+        name: session
+            .name
+            .clone()
+            .unwrap_or_else(|| plan::container_name(&session.project, mode.kind)),
+        mode,
+        userns,
+        home,
+        label_disable: !gpus.names.is_empty() && plan::selinux_enforcing(),
+        gpus,
+    })
+}
+
+/// Creates and starts the container without attaching; returns its name.
+pub async fn start_detached<E: Engine>(
+    engine: &E,
+    session: &Session,
+    plan: &ContainerPlan,
+) -> Result<String> {
+    let id = engine.create_container(&create_body(session, plan)).await?;
+    if let Err(err) = engine.start_container(&id).await {
+        let _ = engine.stop_and_remove(&id, 0).await;
+        return Err(err);
+    }
+    Ok(plan.name.clone())
+}
+
+/// Runs the container with its output on our stdout/stderr; returns its exit code (130 when
+/// interrupted, after stopping and removing it).
+pub async fn run_attached<E: Engine>(
+    engine: &E,
+    session: &Session,
+    plan: &ContainerPlan,
+) -> Result<i32> {
+    let body = create_body(session, plan);
+    tracing::debug!(body = %body, "creating the container");
+    let id = engine.create_container(&body).await?;
+    let job = async {
+        let mut stream = engine.attach(&id, false).await?;
+        engine.start_container(&id).await?;
+        let pump = async {
+            let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
+            let result = demultiplex(&mut stream, &mut stdout, &mut stderr).await;
+            let _ = stdout.flush().await;
+            result
+        };
+        let (pumped, code) = tokio::join!(pump, engine.wait_container(&id));
+        pumped?;
+        code
+    };
+    let outcome = tokio::select! {
+        outcome = job => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::warn!("interrupted: stopping {}", plan.name);
+            engine.stop_and_remove(&id, 5).await?;
+            return Ok(130);
+        }
+    };
+    if outcome.is_err() {
+        // A failed start (a port in use) or a lost stream: leave no container behind.
+        let _ = engine.stop_and_remove(&id, 0).await;
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ImageFacts;
+    use crate::engine::fake::FakeEngine;
+    use crate::session::{ByteSize, GpuRequest, UserMapping};
+    use std::collections::BTreeMap;
+
+    fn session() -> Session {
+        Session {
+            project: "demo".into(),
+            project_dir: "/home/a/demo".into(),
+            config_file: None,
+            preset: None,
+            name: Some("demo-run-1".into()),
+            image: ImageSource::Name("localhost/img".into()),
+            gpus: GpuRequest::None,
+            shm_size: ByteSize(1 << 30),
+            workdir: "/workspace".into(),
+            mounts: vec![crate::session::Mount {
+                host: "/home/a/demo".into(),
+                container: "/workspace".into(),
+                read_only: false,
+            }],
+            env: BTreeMap::from([("A".to_owned(), "1".to_owned())]),
+            ports: Vec::new(),
+            user_map: UserMapping::Auto,
+            driver_roots: crate::gpu::DriverRoots::default(),
+            command: vec!["sh".into(), "-c".into(), "exit 3".into()],
+        }
+    }
+
+    fn engine() -> FakeEngine {
+        FakeEngine {
+            images: BTreeMap::from([(
+                "localhost/img".to_owned(),
+                ImageFacts {
+                    id: "sha".into(),
+                    user: "1000:1000".into(),
+                },
+            )]),
+            exit_code: 3,
+            output: b"hello\n".to_vec(),
+            ..FakeEngine::default()
+        }
+    }
+
+    const MODE: Mode = Mode {
+        kind: "run",
+        tty: false,
+        stdin: false,
+        remove: true,
+    };
+
+    #[tokio::test]
+    async fn runs_to_the_exit_code_with_attach_before_start() {
+        let engine = engine();
+        let caps = Capabilities::for_version(crate::capabilities::PodmanVersion::new(5, 4, 2));
+        let plan = plan_container(&engine, &caps, &session(), MODE)
+            .await
+            .unwrap();
+        assert_eq!(
+            plan.userns,
+            UserNs::KeepIdTo {
+                uid: 1000,
+                gid: 1000
+            }
+        );
+        assert_eq!(run_attached(&engine, &session(), &plan).await.unwrap(), 3);
+        assert_eq!(
+            engine.calls(),
+            [
+                "inspect localhost/img",
+                "create",
+                "attach c0ffee stdin=false",
+                "start c0ffee",
+                "wait c0ffee"
+            ]
+        );
+        let body = engine.bodies.lock().unwrap()[0].clone();
+        assert_eq!(
+            body["userns"],
+            serde_json::json!({"nsmode": "keep-id", "value": "uid=1000,gid=1000"})
+        );
+        assert_eq!(body["shm_size"], 1 << 30);
+        assert_eq!(body["remove"], true);
+        assert_eq!(body["labels"]["io.podlab.project"], "demo");
+        assert_eq!(
+            body["mounts"][0]["options"],
+            serde_json::json!(["rbind", "rw"])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_start_removes_the_container() {
+        let engine = FakeEngine {
+            start_failure: Some("address already in use".into()),
+            ..engine()
+        };
+        let caps = Capabilities::for_version(crate::capabilities::PodmanVersion::new(5, 4, 2));
+        let plan = plan_container(&engine, &caps, &session(), MODE)
+            .await
+            .unwrap();
+        assert!(run_attached(&engine, &session(), &plan).await.is_err());
+        assert_eq!(
+            engine.calls().last().map(String::as_str),
+            Some("remove c0ffee timeout=0")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_image_is_a_user_error_with_a_hint() {
+        let engine = FakeEngine::default();
+        let caps = Capabilities::for_version(crate::capabilities::PodmanVersion::new(5, 4, 2));
+        let err = plan_container(&engine, &caps, &session(), MODE)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 1);
+        assert!(
+            err.to_string().contains("podlab pull localhost/img"),
+            "{err}"
+        );
+    }
+}
