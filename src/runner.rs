@@ -41,6 +41,15 @@ pub async fn plan_container<E: Engine>(
     for notice in &gpus.notices {
         tracing::warn!("{}", notice.message);
     }
+    match &gpus.mode {
+        plan::GpuMode::None => tracing::info!("GPUs: none"),
+        plan::GpuMode::Cdi(names) => tracing::info!("GPUs: by CDI name, {}", names.join(" ")),
+        plan::GpuMode::Inline(edits) => tracing::info!(
+            "GPUs: inline edits, {} device nodes and {} mounts (no CDI spec Podman reads is fresh)",
+            edits.device_nodes.len(),
+            edits.mounts.len()
+        ),
+    }
     let home =
         (userns == UserNs::KeepId && !session.env.contains_key("HOME")).then(|| "/tmp".to_owned());
     Ok(ContainerPlan {

@@ -146,17 +146,42 @@ impl Libpod {
             .send_request(request)
             .await
             .map_err(|err| self.lost(&err))?;
-        if response.status() != StatusCode::SWITCHING_PROTOCOLS && !response.status().is_success() {
-            return Err(Error::env(format!(
-                "podman refused {path}: HTTP {}",
-                response.status()
-            )));
+        let status = response.status();
+        if status != StatusCode::SWITCHING_PROTOCOLS && !status.is_success() {
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|err| self.lost(&err))?
+                .to_bytes();
+            let message = failure_message(&bytes);
+            let hint = if message.to_lowercase().contains("address already in use") {
+                "another process holds that port: pick another with -p HOST:CTR"
+            } else {
+                "run with -v for details"
+            };
+            return Err(
+                Error::env(format!("cannot attach to the container: {message}")).hint(hint),
+            );
         }
         let upgraded = hyper::upgrade::on(response)
             .await
             .map_err(|err| self.lost(&err))?;
         Ok(TokioIo::new(upgraded))
     }
+}
+
+/// Podman's error text: the `message` of its JSON error body, else the body itself.
+fn failure_message(bytes: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|value| {
+            value
+                .get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(bytes).trim().to_owned())
 }
 
 /// Percent-encodes a query value (label filters carry `{`, `"`, `=`).

@@ -178,7 +178,11 @@ impl Engine for PodmanApi {
         {
             Ok(_) => Ok(()),
             Err(failure) => {
-                let hint = if failure.message.contains("address already in use") {
+                let hint = if failure
+                    .message
+                    .to_lowercase()
+                    .contains("address already in use")
+                {
                     "another process holds that port: pick another with -p HOST:CTR"
                 } else {
                     "see the message above; podlab removed the container"

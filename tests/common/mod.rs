@@ -134,6 +134,7 @@ pub struct UserCommand<'a> {
     env: Vec<(String, String)>,
     program: PathBuf,
     args: Vec<String>,
+    cwd: PathBuf,
 }
 
 impl TestHost {
@@ -173,6 +174,7 @@ impl TestHost {
             ],
             program: program.as_ref().to_owned(),
             args: args.iter().map(|arg| arg.as_ref().to_owned()).collect(),
+            cwd: PathBuf::from("/"),
         }
     }
 
@@ -227,6 +229,12 @@ impl TestHost {
 }
 
 impl UserCommand<'_> {
+    /// Runs in `dir` (it must be readable by the test user) instead of `/`.
+    pub fn cwd(mut self, dir: &Path) -> Self {
+        self.cwd = dir.to_owned();
+        self
+    }
+
     pub fn env(mut self, key: &str, value: impl AsRef<str>) -> Self {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.to_owned(), value.as_ref().to_owned()));
@@ -240,7 +248,7 @@ impl UserCommand<'_> {
         command
             .arg(&self.program)
             .args(&self.args)
-            .current_dir("/")
+            .current_dir(&self.cwd)
             .stdin(Stdio::null());
         command
     }

@@ -1,0 +1,435 @@
+//! End-to-end: `podlab run` as the unprivileged test user against its own socket, checked
+//! from inside the containers it starts.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use common::{Run, TestHost, host, wait_for};
+
+const SYSTEM_SPEC: &str = "/etc/cdi/podlab-nvidia.yaml";
+
+/// GPU tests install or remove the system CDI spec: they take turns.
+static SYSTEM_SPEC_LOCK: Mutex<()> = Mutex::new(());
+
+fn spec_lock() -> MutexGuard<'static, ()> {
+    SYSTEM_SPEC_LOCK
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `podlab ARGS` as the user, in `project`.
+fn podlab(host: &TestHost, project: &Path, args: &[&str]) -> Run {
+    host.podlab(args).cwd(project).output()
+}
+
+/// Waits until the project has no containers: Podman removes `--rm` ones just after exit.
+#[track_caller]
+fn assert_none_left(host: &TestHost, project: &Path) {
+    let name = project_name(project);
+    wait_for("the project's containers to be removed", || {
+        containers_of(host, &name).is_empty()
+    });
+}
+
+/// The podlab containers of a project, as Podman lists them.
+fn containers_of(host: &TestHost, project: &str) -> Vec<String> {
+    let filter = format!("label=io.podlab.project={project}");
+    let run = host
+        .command(
+            "podman",
+            &["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
+        )
+        .output();
+    run.expect_code(0)
+        .stdout
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn project_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|name| name.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+}
+
+#[test]
+fn run_propagates_exit_code_ownership_and_shm_size() {
+    let Some(host) = host() else { return };
+    let project = host.user_dir("run-basics");
+    let script =
+        "touch /workspace/made-inside; df -k /dev/shm | tail -1; echo to-stderr >&2; exit 3";
+    let args = [
+        "run",
+        "--gpus",
+        "none",
+        "--image",
+        &host.image,
+        "--shm-size",
+        "256m",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ];
+    let run = podlab(host, &project, &args);
+    run.expect_code(3);
+    // 256 MiB = 262144 KiB, as df reports it for the tmpfs.
+    assert!(
+        run.stdout.contains("262144"),
+        "shm size not applied:\n{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("to-stderr") && !run.stdout.contains("to-stderr"),
+        "{run:?}"
+    );
+    let made = fs::metadata(project.join("made-inside")).expect("file made in /workspace");
+    assert_eq!(
+        (made.uid(), made.gid()),
+        (host.uid, host.gid),
+        "file not owned by the host user"
+    );
+    assert_none_left(host, &project);
+    let _ = fs::remove_dir_all(project);
+}
+
+#[test]
+fn the_image_user_is_mapped_to_the_host_user() {
+    let Some(host) = host() else { return };
+    let project = host.user_dir("userns");
+    // The test image has user dev (1000); --user-map 1000:1000 maps the host user onto it.
+    let run = podlab(
+        host,
+        &project,
+        &[
+            "run",
+            "--gpus",
+            "none",
+            "--image",
+            &host.image,
+            "--user-map",
+            "1000:1000",
+            "--",
+            "id",
+            "-u",
+        ],
+    );
+    assert_eq!(run.expect_code(0).stdout.trim(), "1000");
+    // Plain keep-id: the host uid itself, with a usable HOME.
+    let args = [
+        "run",
+        "--gpus",
+        "none",
+        "--image",
+        &host.image,
+        "--user-map",
+        "keep-id",
+        "--",
+        "sh",
+        "-c",
+        "id -u; touch $HOME/x && echo home-ok",
+    ];
+    let run = podlab(host, &project, &args);
+    let out = &run.expect_code(0).stdout;
+    assert!(
+        out.contains(&host.uid.to_string()) && out.contains("home-ok"),
+        "{out}"
+    );
+    let _ = fs::remove_dir_all(project);
+}
+
+#[test]
+fn fake_gpus_inline_without_a_system_spec() {
+    let Some(host) = host() else { return };
+    let _spec = spec_lock();
+    let _ = fs::remove_file(SYSTEM_SPEC);
+    let project = host.user_dir("gpu-inline");
+    let root = host.nvidia_root.display().to_string();
+    let script = "ls /dev/nvidia0 /dev/nvidiactl && dlopen-test libcuda.so.1 libnvidia-ml.so.1";
+    let args = [
+        "-v",
+        "run",
+        "--driver-root",
+        &root,
+        "--gpus",
+        "all",
+        "--image",
+        &host.glibc_image,
+        "--",
+        "sh",
+        "-c",
+        script,
+    ];
+    let run = podlab(host, &project, &args);
+    run.expect_code(0);
+    assert!(run.stderr.contains("GPUs: inline edits"), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("ok libcuda.so.1") && run.stdout.contains("ok libnvidia-ml.so.1"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("/dev/nvidia0"), "{}", run.stdout);
+    let _ = fs::remove_dir_all(project);
+}
+
+#[test]
+fn fake_gpus_by_cdi_name_with_a_system_spec() {
+    let Some(host) = host() else { return };
+    let _spec = spec_lock();
+    let root = host.nvidia_root.display().to_string();
+    host.podlab_as_root(&[
+        "cdi",
+        "install",
+        "--system",
+        "--driver-root",
+        &root,
+        "--podman-version",
+        "5.4.2",
+    ])
+    .expect_code(0);
+    let project = host.user_dir("gpu-cdi");
+    let script = "ls /dev/nvidia0 && dlopen-test libcuda.so.1";
+    let args = [
+        "-v",
+        "run",
+        "--driver-root",
+        &root,
+        "--gpus",
+        "0",
+        "--image",
+        &host.glibc_image,
+        "--",
+        "sh",
+        "-c",
+        script,
+    ];
+    let run = podlab(host, &project, &args);
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("GPUs: by CDI name, nvidia.com/gpu=0"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("ok libcuda.so.1"), "{}", run.stdout);
+
+    let args = [
+        "run",
+        "--driver-root",
+        &root,
+        "--gpus",
+        "5",
+        "--image",
+        &host.glibc_image,
+        "--",
+        "true",
+    ];
+    let run = podlab(host, &project, &args);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("unknown GPU 5: this host has GPU 0"),
+        "{}",
+        run.stderr
+    );
+    let _ = fs::remove_dir_all(project);
+}
+
+#[test]
+fn ports_are_published_on_loopback_only_and_a_busy_port_fails_cleanly() {
+    let Some(host) = host() else { return };
+    let project = host.user_dir("ports");
+    let serve = "while true; do echo hi-from-container | nc -l -p 8080; done";
+    let args = [
+        "run",
+        "-d",
+        "--gpus",
+        "none",
+        "--image",
+        &host.image,
+        "-p",
+        "18080:8080",
+        "--",
+        "sh",
+        "-c",
+        serve,
+    ];
+    let run = podlab(host, &project, &args);
+    let name = run.expect_code(0).stdout.trim().to_owned();
+    wait_for("the port to listen", || {
+        listening().iter().any(|addr| addr.ends_with(":18080"))
+    });
+    let addrs: Vec<String> = listening()
+        .into_iter()
+        .filter(|addr| addr.ends_with(":18080"))
+        .collect();
+    assert_eq!(
+        addrs,
+        ["127.0.0.1:18080"],
+        "published beyond loopback: {addrs:?}"
+    );
+    host.command("podman", &["rm", "-f", "-t", "0", &name])
+        .output()
+        .expect_code(0);
+
+    let _busy = std::net::TcpListener::bind("127.0.0.1:18081").expect("bind a port");
+    let args = [
+        "run",
+        "--gpus",
+        "none",
+        "--image",
+        &host.image,
+        "-p",
+        "18081:8080",
+        "--",
+        "true",
+    ];
+    let run = podlab(host, &project, &args);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.to_lowercase().contains("address already in use"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: another process holds that port"),
+        "{}",
+        run.stderr
+    );
+    assert_none_left(host, &project);
+    let _ = fs::remove_dir_all(project);
+}
+
+/// Listening TCP addresses on the host, as `ss` shows them.
+fn listening() -> Vec<String> {
+    let out = std::process::Command::new("ss")
+        .args(["-ltnH"])
+        .output()
+        .expect("ss");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(3).map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn bad_input_fails_clearly_and_leaves_nothing() {
+    let Some(host) = host() else { return };
+    let project = host.user_dir("bad-input");
+    let run = podlab(
+        host,
+        &project,
+        &[
+            "run",
+            "--gpus",
+            "none",
+            "--image",
+            "localhost/no-such-image:1",
+            "--",
+            "true",
+        ],
+    );
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("image localhost/no-such-image:1 is not in the local store"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint: pull it first"), "{}", run.stderr);
+
+    let toml = project.join("podlab.toml");
+    fs::write(&toml, "image = \"x\"\nshm_size = \"16x\"\n").expect("write podlab.toml");
+    fs::set_permissions(&toml, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
+    let run = podlab(host, &project, &["run", "--", "true"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("podlab.toml:2:") && run.stderr.contains("shm_size"),
+        "{}",
+        run.stderr
+    );
+
+    fs::remove_file(&toml).expect("rm");
+    let run = podlab(
+        host,
+        &project,
+        &[
+            "run",
+            "--gpus",
+            "none",
+            "--image",
+            &host.image,
+            "--volume",
+            "/no/such/dir:/data",
+            "--",
+            "true",
+        ],
+    );
+    run.expect_code(1);
+    assert!(run.stderr.contains("/no/such/dir"), "{}", run.stderr);
+    assert_none_left(host, &project);
+    let _ = fs::remove_dir_all(project);
+}
+
+#[test]
+fn ctrl_c_stops_the_job_and_removes_its_container() {
+    let Some(host) = host() else { return };
+    let project = host.user_dir("ctrl-c");
+    let name = "podlab-e2e-ctrl-c";
+    let mut child = std::process::Command::new("runuser")
+        .args(["-u", &host.user, "--", "env", "-i"])
+        .arg(format!("HOME={}", host.home.display()))
+        .arg(format!("XDG_RUNTIME_DIR={}", host.runtime_dir.display()))
+        .arg("PATH=/usr/bin:/bin:/usr/sbin:/sbin")
+        .arg("PODMAN_IGNORE_CGROUPSV1_WARNING=1")
+        .arg(&host.podlab)
+        .args([
+            "run",
+            "--gpus",
+            "none",
+            "--image",
+            &host.image,
+            "--name",
+            name,
+            "--",
+            "sleep",
+            "60",
+        ])
+        .current_dir(&project)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn podlab run");
+    wait_for("the job to start", || {
+        containers_of(host, &project_name(&project))
+            .iter()
+            .any(|n| n == name)
+    });
+    // SIGINT to podlab itself, as a terminal's Ctrl-C would deliver it.
+    let pattern = format!(
+        "{} run --gpus none --image {} --name {name}",
+        host.podlab.display(),
+        host.image
+    );
+    let pid = std::process::Command::new("pgrep")
+        .args(["-u", &host.user, "-f", &pattern])
+        .output()
+        .expect("pgrep");
+    let pid = String::from_utf8_lossy(&pid.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    assert!(!pid.is_empty(), "podlab process not found");
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130));
+    assert_none_left(host, &project);
+    let _ = fs::remove_dir_all(project);
+}
