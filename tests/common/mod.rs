@@ -231,7 +231,7 @@ impl TestHost {
 impl UserCommand<'_> {
     /// Runs in `dir` (it must be readable by the test user) instead of `/`.
     pub fn cwd(mut self, dir: &Path) -> Self {
-        self.cwd = dir.to_owned();
+        dir.clone_into(&mut self.cwd);
         self
     }
 
