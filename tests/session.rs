@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use common::{Run, TestHost, host, wait_for};
+use common::{Run, TestHost, host, listening, wait_for};
 
 const SYSTEM_SPEC: &str = "/etc/cdi/podlab-nvidia.yaml";
 
@@ -301,18 +301,6 @@ fn ports_are_published_on_loopback_only_and_a_busy_port_fails_cleanly() {
     );
     assert_none_left(host, &project);
     let _ = fs::remove_dir_all(project);
-}
-
-/// Listening TCP addresses on the host, as `ss` shows them.
-fn listening() -> Vec<String> {
-    let out = std::process::Command::new("ss")
-        .args(["-ltnH"])
-        .output()
-        .expect("ss");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| line.split_whitespace().nth(3).map(str::to_owned))
-        .collect()
 }
 
 #[test]

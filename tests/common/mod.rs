@@ -355,3 +355,15 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Listening TCP addresses on the host, as `ss` shows them.
+pub fn listening() -> Vec<String> {
+    let out = std::process::Command::new("ss")
+        .args(["-ltnH"])
+        .output()
+        .expect("ss");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(3).map(str::to_owned))
+        .collect()
+}
