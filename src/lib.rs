@@ -9,14 +9,17 @@ pub mod atomic;
 pub mod capabilities;
 pub mod cdi;
 pub mod cli;
+pub mod containers;
 pub mod doctor;
 pub mod emit;
 pub mod engine;
 pub mod error;
 pub mod gpu;
+pub mod interactive;
 pub mod plan;
 pub mod runner;
 pub mod session;
+pub mod terminal;
 pub mod yaml;
 
 pub use error::{Error, Result};

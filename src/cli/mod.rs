@@ -3,12 +3,21 @@
 //! interrupted). Each subcommand lives in its own file and only formats what the library
 //! computes; results go to stdout, logs and progress to stderr.
 
+mod build;
 mod cdi;
 mod config;
 mod doctor;
+mod exec;
 mod init;
+mod kube;
+mod logs;
+mod ps;
+mod pull;
+mod rm;
 mod run;
 pub mod session_args;
+mod shell;
+mod stop;
 mod version;
 
 use std::io::Write;
@@ -40,11 +49,12 @@ pub struct GlobalArgs {
     /// Do not start a private `podman system service` when no socket answers.
     #[arg(long, global = true)]
     pub no_autostart: bool,
-    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
-    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides. Give
+    /// it before the subcommand (podlab -v run ...): after it, -v is --volume.
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
-    /// Only errors on stderr.
-    #[arg(short, long, global = true)]
+    /// Only errors on stderr (before the subcommand).
+    #[arg(short, long)]
     pub quiet: bool,
 }
 
@@ -72,8 +82,29 @@ pub enum Command {
     Init(init::Args),
     /// Print the session that flags, podlab.toml and the defaults resolve to.
     Config(config::Args),
+    /// Build the session's image from [build] in podlab.toml (or --file) through the API.
+    Build(build::Args),
+    /// Pull an image through the API.
+    Pull(pull::Args),
     /// Run a command in a new container of the session, as one job, and return its exit code.
     Run(run::Args),
+    /// Open an interactive shell in a new container of the session.
+    Shell(shell::Args),
+    /// Run a command in a running session and return its exit code.
+    Exec(exec::Args),
+    /// List podlab's sessions: name, project, kind, GPUs, ports, status, age.
+    Ps(ps::Args),
+    /// Print a session's output (-f: follow it until the session exits).
+    Logs(logs::Args),
+    /// Stop a session, keeping its container for podlab logs.
+    Stop(stop::Args),
+    /// Remove a session's container (-f: a running one too).
+    Rm(rm::Args),
+    /// Kubernetes YAML from a session (for podman kube play or a cluster); kube play / down.
+    Kube {
+        #[command(subcommand)]
+        command: kube::Command,
+    },
 }
 
 /// Entry point of the binary.
@@ -115,7 +146,16 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Cdi { command } => cdi::run(command, connect.url).await,
         Command::Init(args) => init::run(&args),
         Command::Config(args) => config::run(args),
+        Command::Build(args) => build::run(args, &connect).await,
+        Command::Pull(args) => pull::run(&args, &connect).await,
         Command::Run(args) => run::run(args, &connect).await,
+        Command::Shell(args) => shell::run(args, &connect).await,
+        Command::Exec(args) => exec::run(&args, &connect).await,
+        Command::Ps(args) => ps::run(&args, &connect).await,
+        Command::Logs(args) => logs::run(&args, &connect).await,
+        Command::Stop(args) => stop::run(&args, &connect).await,
+        Command::Rm(args) => rm::run(&args, &connect).await,
+        Command::Kube { command } => kube::run(command, &connect).await,
     }
 }
 

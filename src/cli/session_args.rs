@@ -30,7 +30,7 @@ pub struct SessionArgs {
     pub shm_size: Option<ByteSize>,
     /// Bind-mount HOST at CTR, read-write unless :ro; ~ and relative paths are expanded, and
     /// HOST must exist (repeatable).
-    #[arg(long = "volume", value_name = "HOST:CTR[:ro]", value_parser = values::parse_volume)]
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CTR[:ro]", value_parser = values::parse_volume)]
     pub volumes: Vec<Volume>,
     /// Set K=V in the container; a bare K passes K's value from this environment (repeatable).
     #[arg(short, long = "env", value_name = "K=V|K", value_parser = parse_env)]

@@ -9,11 +9,14 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
+use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::UnixStream;
 
 use crate::{Error, Result};
@@ -105,16 +108,10 @@ impl Libpod {
         if status.is_success() {
             return Ok(Ok(bytes));
         }
-        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|value| {
-                value
-                    .get("message")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_owned)
-            })
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_owned());
-        Ok(Err(ApiFailure { status, message }))
+        Ok(Err(ApiFailure {
+            status,
+            message: failure_message(&bytes),
+        }))
     }
 
     /// Like [`Self::call`], with any refusal turned into an error naming the call.
@@ -128,6 +125,38 @@ impl Libpod {
             Error::env(format!("podman refused {path}: {}", failure.message))
                 .hint("run with -v for details, or check podman's own view: podman ps -a")
         })
+    }
+
+    /// Sends a request whose answer is a long stream (`logs?follow=true`): the body is read
+    /// as it arrives instead of collected. `Err(Ok(failure))` is Podman saying no.
+    pub async fn stream(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<std::result::Result<BodyReader, ApiFailure>> {
+        let mut sender = self.sender().await?;
+        let response = sender
+            .send_request(Self::request(method, path, body)?)
+            .await
+            .map_err(|err| self.lost(&err))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(Ok(BodyReader {
+                body: response.into_body(),
+                pending: Bytes::new(),
+            }));
+        }
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|err| self.lost(&err))?
+            .to_bytes();
+        Ok(Err(ApiFailure {
+            status,
+            message: failure_message(&bytes),
+        }))
     }
 
     /// `POST path` with `Upgrade: tcp`, returning the raw duplex stream.
@@ -184,6 +213,43 @@ fn failure_message(bytes: &[u8]) -> String {
         .unwrap_or_else(|| String::from_utf8_lossy(bytes).trim().to_owned())
 }
 
+/// A streamed response body as an [`AsyncRead`]: data frames in order, trailers skipped.
+#[derive(Debug)]
+pub struct BodyReader {
+    body: Incoming,
+    pending: Bytes,
+}
+
+impl AsyncRead for BodyReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        loop {
+            if !self.pending.is_empty() {
+                let n = self.pending.len().min(buf.remaining());
+                let chunk = self.pending.split_to(n);
+                buf.put_slice(&chunk);
+                return Poll::Ready(Ok(()));
+            }
+            match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                // The end of the body: a read of zero bytes.
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(Some(Err(err))) => {
+                    return Poll::Ready(Err(std::io::Error::other(err)));
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.pending = data;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Percent-encodes a query value (label filters carry `{`, `"`, `=`).
 pub fn query_escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -195,6 +261,50 @@ pub fn query_escape(value: &str) -> String {
         }
     }
     out
+}
+
+// --- Non-JSON request bodies (podlab kube play / down) --------------------------------------
+
+/// `kube play` and `kube down` take the YAML itself as the body (`application/x-yaml`; Podman
+/// answers "Content-Type ... is not supported" to anything else), which [`Libpod::call`],
+/// built for JSON bodies, cannot send.
+impl Libpod {
+    /// Sends `body` as `content_type` and reads the whole answer; `Err(Ok(failure))` is
+    /// Podman saying no.
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<std::result::Result<Bytes, ApiFailure>> {
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{PREFIX}{path}"))
+            .header(hyper::header::HOST, "d")
+            .header(hyper::header::CONTENT_TYPE, content_type)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|err| Error::env(format!("cannot build request {path}: {err}")))?;
+        let mut sender = self.sender().await?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|err| self.lost(&err))?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|err| self.lost(&err))?
+            .to_bytes();
+        if status.is_success() {
+            return Ok(Ok(bytes));
+        }
+        Ok(Err(ApiFailure {
+            status,
+            message: failure_message(&bytes),
+        }))
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 pub mod autostart;
 pub mod frames;
 pub mod http;
+pub mod kube;
 pub mod podman;
 pub mod socket;
 
@@ -75,6 +76,112 @@ pub trait Engine {
     ) -> impl Future<Output = Result<Vec<ContainerSummary>>> + Send;
     /// Tells the container's TTY its new size.
     fn resize(&self, id: &str, rows: u16, cols: u16) -> impl Future<Output = Result<()>> + Send;
+    /// One container by name or id, or `None` when there is no such container.
+    fn inspect_container(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<ContainerFacts>>> + Send;
+    /// Stops the container (SIGTERM, then SIGKILL after `timeout_secs`); stopping a stopped
+    /// container is not an error.
+    fn stop_container(
+        &self,
+        id: &str,
+        timeout_secs: u32,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Removes the container; `force` stops a running one first.
+    fn remove_container(&self, id: &str, force: bool) -> impl Future<Output = Result<()>> + Send;
+    /// The container's output so far (and, with `follow`, until it exits), as Podman's
+    /// multiplexed frames (see [`frames`]).
+    fn logs(&self, id: &str, follow: bool) -> impl Future<Output = Result<Output>> + Send;
+    /// Creates an exec session running `command` in the running container, without a TTY or
+    /// stdin; its id.
+    fn exec_create(
+        &self,
+        id: &str,
+        command: &[String],
+    ) -> impl Future<Output = Result<String>> + Send;
+    /// Starts the exec session; its output as multiplexed frames.
+    fn exec_start(&self, exec_id: &str) -> impl Future<Output = Result<Stdio>> + Send;
+    /// The exit code of a finished exec session.
+    fn exec_exit_code(&self, exec_id: &str) -> impl Future<Output = Result<i32>> + Send;
+    /// Builds an image, passing each line of build output to `output` as it comes; the new
+    /// image's id. A failed step is a user error carrying Podman's last error line.
+    fn build_image(
+        &self,
+        request: &BuildRequest<'_>,
+        output: &mut (dyn FnMut(&str) + Send),
+    ) -> impl Future<Output = Result<String>> + Send;
+    /// Pulls an image, passing each progress line to `progress`; the image's id. Errors that
+    /// Podman reports inside the stream are errors: a user error (exit 1) when the image or
+    /// name does not exist, an environment error otherwise.
+    fn pull_image(
+        &self,
+        reference: &str,
+        policy: PullPolicy,
+        progress: &mut (dyn FnMut(&str) + Send),
+    ) -> impl Future<Output = Result<String>> + Send;
+
+    // --- podlab kube (see `kube`): plain libpod calls with a YAML body ------------------
+    /// `POST /libpod/play/kube`: creates and starts the pods the YAML describes. Refusals
+    /// are user errors carrying Podman's message.
+    fn play_kube(&self, yaml: &str) -> impl Future<Output = Result<kube::PlayReport>> + Send;
+    /// `DELETE /libpod/play/kube` with the YAML as the body: stops and removes its pods.
+    fn down_kube(&self, yaml: &str) -> impl Future<Output = Result<kube::DownReport>> + Send;
+    /// One pod by name, or `None` when there is no such pod.
+    fn inspect_pod(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<kube::PodFacts>>> + Send;
+}
+
+/// A one-way stream of bytes from Podman (logs).
+pub type Output = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+
+/// What podlab needs to know about one container.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerFacts {
+    pub id: String,
+    pub name: String,
+    /// `running`, `exited`, `created`, `stopping`, ...
+    pub state: String,
+    pub running: bool,
+    pub exit_code: i32,
+    /// Whether it was created with a TTY.
+    pub tty: bool,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// An image build: the Containerfile must lie inside the context directory, which is sent
+/// to Podman as a tar archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRequest<'a> {
+    pub containerfile: &'a std::path::Path,
+    pub context: &'a std::path::Path,
+    pub args: &'a std::collections::BTreeMap<String, String>,
+    pub tag: &'a str,
+    pub no_cache: bool,
+}
+
+/// When a pull contacts the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Always ask the registry, as `podman pull` does.
+    #[default]
+    Always,
+    /// Only when the image is not in the local store.
+    Missing,
+    /// When the registry has a newer image than the local one.
+    Newer,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "always",
+            Self::Missing => "missing",
+            Self::Newer => "newer",
+        }
+    }
 }
 
 /// A container's stdio stream: raw bytes with a TTY, Docker's multiplexed frames without.
@@ -99,6 +206,8 @@ pub struct ContainerSummary {
     pub name: String,
     pub image: String,
     pub state: String,
+    /// The exit code of an exited container (0 otherwise).
+    pub exit_code: i32,
     /// Seconds since the epoch.
     pub created: i64,
     pub labels: std::collections::BTreeMap<String, String>,
@@ -230,7 +339,10 @@ pub mod fake {
 
     use tokio::io::AsyncWriteExt;
 
-    use super::{ContainerSummary, Engine, HostSummary, ImageFacts, PodmanVersion, Result, Stdio};
+    use super::{
+        BuildRequest, ContainerFacts, ContainerSummary, Engine, HostSummary, ImageFacts, Output,
+        PodmanVersion, PullPolicy, Result, Stdio,
+    };
     use crate::Error;
 
     #[derive(Debug, Clone, Default)]
@@ -243,8 +355,16 @@ pub mod fake {
         pub exit_code: i32,
         /// Makes `start_container` fail with this message.
         pub start_failure: Option<String>,
+        /// Containers by name, for `inspect_container` and `list_containers`.
+        pub containers: BTreeMap<String, ContainerFacts>,
+        /// Lines a build or pull reports, in order.
+        pub stream_lines: Vec<String>,
+        /// Makes `build_image` and `pull_image` fail with this error after the lines.
+        pub stream_failure: Option<Error>,
         pub calls: Arc<Mutex<Vec<String>>>,
         pub bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+        /// Pods by name, for `inspect_pod`; `kube play` and `kube down` only record.
+        pub pods: BTreeMap<String, super::kube::PodFacts>,
     }
 
     impl FakeEngine {
@@ -253,6 +373,29 @@ pub mod fake {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .push(call);
+        }
+
+        /// `output` as one stdout frame, readable from the returned end.
+        fn framed_output(&self) -> tokio::io::DuplexStream {
+            let (mut ours, theirs) = tokio::io::duplex(64 * 1024);
+            let mut frame = vec![1, 0, 0, 0];
+            frame.extend_from_slice(&u32::try_from(self.output.len()).unwrap_or(0).to_be_bytes());
+            frame.extend_from_slice(&self.output);
+            tokio::spawn(async move {
+                let _ = ours.write_all(&frame).await;
+                let _ = ours.shutdown().await;
+            });
+            theirs
+        }
+
+        fn replay(&self, sink: &mut (dyn FnMut(&str) + Send)) -> Result<String> {
+            for line in &self.stream_lines {
+                sink(line);
+            }
+            match &self.stream_failure {
+                Some(err) => Err(err.clone()),
+                None => Ok("5ca1ab1e".to_owned()),
+            }
         }
 
         pub fn calls(&self) -> Vec<String> {
@@ -289,15 +432,7 @@ pub mod fake {
 
         async fn attach(&self, id: &str, stdin: bool) -> Result<Stdio> {
             self.record(format!("attach {id} stdin={stdin}"));
-            let (mut ours, theirs) = tokio::io::duplex(64 * 1024);
-            let mut frame = vec![1, 0, 0, 0];
-            frame.extend_from_slice(&u32::try_from(self.output.len()).unwrap_or(0).to_be_bytes());
-            frame.extend_from_slice(&self.output);
-            tokio::spawn(async move {
-                let _ = ours.write_all(&frame).await;
-                let _ = ours.shutdown().await;
-            });
-            Ok(Box::new(theirs))
+            Ok(Box::new(self.framed_output()))
         }
 
         async fn start_container(&self, id: &str) -> Result<()> {
@@ -320,12 +455,113 @@ pub mod fake {
 
         async fn list_containers(&self, label: &str) -> Result<Vec<ContainerSummary>> {
             self.record(format!("list {label}"));
-            Ok(Vec::new())
+            let (key, value) = label
+                .split_once('=')
+                .map_or((label, None), |(key, value)| (key, Some(value)));
+            Ok(self
+                .containers
+                .values()
+                .filter(|facts| match (facts.labels.get(key), value) {
+                    (Some(found), Some(wanted)) => found == wanted,
+                    (found, None) => found.is_some(),
+                    (None, Some(_)) => false,
+                })
+                .map(|facts| ContainerSummary {
+                    id: facts.id.clone(),
+                    name: facts.name.clone(),
+                    image: "localhost/img".to_owned(),
+                    state: facts.state.clone(),
+                    exit_code: facts.exit_code,
+                    created: 1_700_000_000,
+                    labels: facts.labels.clone(),
+                })
+                .collect())
         }
 
         async fn resize(&self, id: &str, rows: u16, cols: u16) -> Result<()> {
             self.record(format!("resize {id} {rows}x{cols}"));
             Ok(())
+        }
+
+        async fn inspect_container(&self, name: &str) -> Result<Option<ContainerFacts>> {
+            self.record(format!("inspect-container {name}"));
+            Ok(self.containers.get(name).cloned())
+        }
+
+        async fn stop_container(&self, id: &str, timeout_secs: u32) -> Result<()> {
+            self.record(format!("stop {id} timeout={timeout_secs}"));
+            Ok(())
+        }
+
+        async fn remove_container(&self, id: &str, force: bool) -> Result<()> {
+            self.record(format!("rm {id} force={force}"));
+            Ok(())
+        }
+
+        async fn logs(&self, id: &str, follow: bool) -> Result<Output> {
+            self.record(format!("logs {id} follow={follow}"));
+            Ok(Box::new(self.framed_output()))
+        }
+
+        async fn exec_create(&self, id: &str, command: &[String]) -> Result<String> {
+            self.record(format!("exec {id} {}", command.join(" ")));
+            Ok("e0".to_owned())
+        }
+
+        async fn exec_start(&self, exec_id: &str) -> Result<Stdio> {
+            self.record(format!("exec-start {exec_id}"));
+            Ok(Box::new(self.framed_output()))
+        }
+
+        async fn exec_exit_code(&self, exec_id: &str) -> Result<i32> {
+            self.record(format!("exec-inspect {exec_id}"));
+            Ok(self.exit_code)
+        }
+
+        async fn build_image(
+            &self,
+            request: &BuildRequest<'_>,
+            output: &mut (dyn FnMut(&str) + Send),
+        ) -> Result<String> {
+            let args: Vec<String> = request
+                .args
+                .iter()
+                .map(|(key, value)| format!("{key}={value}"))
+                .collect();
+            self.record(format!(
+                "build {} {} -t {} args={}",
+                request.context.display(),
+                request.containerfile.display(),
+                request.tag,
+                args.join(",")
+            ));
+            self.replay(output)
+        }
+
+        async fn pull_image(
+            &self,
+            reference: &str,
+            policy: PullPolicy,
+            progress: &mut (dyn FnMut(&str) + Send),
+        ) -> Result<String> {
+            self.record(format!("pull {reference} policy={}", policy.as_str()));
+            self.replay(progress)
+        }
+
+        // --- podlab kube -------------------------------------------------------------------
+        async fn play_kube(&self, yaml: &str) -> Result<super::kube::PlayReport> {
+            self.record(format!("play-kube {} bytes", yaml.len()));
+            Ok(super::kube::PlayReport::default())
+        }
+
+        async fn down_kube(&self, yaml: &str) -> Result<super::kube::DownReport> {
+            self.record(format!("down-kube {} bytes", yaml.len()));
+            Ok(super::kube::DownReport::default())
+        }
+
+        async fn inspect_pod(&self, name: &str) -> Result<Option<super::kube::PodFacts>> {
+            self.record(format!("inspect-pod {name}"));
+            Ok(self.pods.get(name).cloned())
         }
     }
 }

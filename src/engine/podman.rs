@@ -11,8 +11,13 @@ use std::path::Path;
 use hyper::{Method, StatusCode};
 use serde::Deserialize;
 
+use futures_util::StreamExt;
+
 use super::http::{Libpod, query_escape};
-use super::{ContainerSummary, Engine, HostSummary, ImageFacts, Stdio};
+use super::{
+    BuildRequest, ContainerFacts, ContainerSummary, Engine, HostSummary, ImageFacts, Output,
+    PullPolicy, Stdio,
+};
 use crate::{Error, Result};
 
 /// The engine backed by `podman_api::Podman` and direct libpod calls.
@@ -71,10 +76,137 @@ struct ListEntry {
     image: String,
     #[serde(rename = "State", default)]
     state: String,
-    #[serde(rename = "Created", default)]
+    /// RFC 3339 text from libpod (`2026-01-02T03:04:05.6Z`), seconds from the compat API.
+    #[serde(rename = "Created", default, deserialize_with = "epoch_seconds")]
     created: i64,
+    #[serde(rename = "ExitCode", default)]
+    exit_code: i32,
     #[serde(rename = "Labels", default)]
     labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct ContainerInspect {
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "Name", default)]
+    name: String,
+    #[serde(rename = "State", default)]
+    state: Option<InspectState>,
+    #[serde(rename = "Config", default)]
+    config: Option<InspectConfig>,
+}
+
+#[derive(Deserialize)]
+struct InspectState {
+    #[serde(rename = "Status", default)]
+    status: String,
+    #[serde(rename = "Running", default)]
+    running: bool,
+    #[serde(rename = "ExitCode", default)]
+    exit_code: i32,
+}
+
+#[derive(Deserialize)]
+struct InspectConfig {
+    #[serde(rename = "Tty", default)]
+    tty: bool,
+    #[serde(rename = "Labels", default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct ExecInspect {
+    #[serde(rename = "ExitCode", default)]
+    exit_code: Option<i32>,
+    #[serde(rename = "Running", default)]
+    running: bool,
+}
+
+/// A time as seconds since the epoch: a number, or RFC 3339 text.
+fn epoch_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Time {
+        Seconds(i64),
+        Text(String),
+    }
+    Ok(match Time::deserialize(deserializer)? {
+        Time::Seconds(seconds) => seconds,
+        Time::Text(text) => parse_rfc3339(&text).unwrap_or(0),
+    })
+}
+
+/// `2026-01-02T03:04:05.123456789Z` or `...+01:00` as seconds since the epoch.
+fn parse_rfc3339(text: &str) -> Option<i64> {
+    let number = |range: std::ops::Range<usize>| -> Option<i64> { text.get(range)?.parse().ok() };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    if text.get(4..5)? != "-" || !text.get(10..11)?.eq_ignore_ascii_case("T") {
+        return None;
+    }
+    let rest = text
+        .get(19..)?
+        .trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.get(..1)? {
+                "+" => 1,
+                "-" => -1,
+                _ => return None,
+            };
+            let hours: i64 = rest.get(1..3)?.parse().ok()?;
+            let minutes: i64 = rest.get(4..6)?.parse().ok()?;
+            sign * (hours * 3600 + minutes * 60)
+        }
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
+}
+
+/// The text of a podman-api `JsonError` (`{error}-{errorDetail.message}`, usually the same
+/// message twice), once.
+fn json_error_text(display: &str) -> String {
+    let half = display.len() / 2;
+    let text = match (
+        display.get(..half),
+        display.get(half..half + 1),
+        display.get(half + 1..),
+    ) {
+        (Some(first), Some("-"), Some(second)) if first == second => first,
+        _ => display,
+    };
+    text.trim().to_owned()
+}
+
+/// Whether a pull error says the image or its name does not exist (the user's mistake)
+/// rather than that the registry could not be reached.
+fn pull_error_is_unknown_image(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    [
+        "manifest unknown",
+        "name unknown",
+        "not found",
+        "does not exist",
+        "short-name",
+        "invalid reference format",
+        "requested access to the resource is denied",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
+}
+
+/// Whether `line` is an image id (64 hex digits), which a build prints last.
+fn is_image_id(line: &str) -> bool {
+    line.len() == 64 && line.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl Engine for PodmanApi {
@@ -238,6 +370,7 @@ impl Engine for PodmanApi {
                 id: entry.id,
                 image: entry.image,
                 state: entry.state,
+                exit_code: entry.exit_code,
                 created: entry.created,
                 labels: entry.labels.unwrap_or_default(),
             })
@@ -249,6 +382,270 @@ impl Engine for PodmanApi {
         // A resize racing the container's exit is harmless.
         let _ = self.libpod.call(Method::POST, &path, None).await?;
         Ok(())
+    }
+
+    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerFacts>> {
+        let path = format!("/containers/{}/json", query_escape(name));
+        match self.libpod.call(Method::GET, &path, None).await? {
+            Ok(bytes) => {
+                let inspect: ContainerInspect = decode("container inspect", &bytes)?;
+                let state = inspect.state.unwrap_or(InspectState {
+                    status: String::new(),
+                    running: false,
+                    exit_code: 0,
+                });
+                let (tty, labels) = inspect
+                    .config
+                    .map(|config| (config.tty, config.labels.unwrap_or_default()))
+                    .unwrap_or_default();
+                Ok(Some(ContainerFacts {
+                    name: inspect.name.trim_start_matches('/').to_owned(),
+                    id: inspect.id,
+                    state: state.status,
+                    running: state.running,
+                    exit_code: state.exit_code,
+                    tty,
+                    labels,
+                }))
+            }
+            Err(failure) if failure.status == StatusCode::NOT_FOUND => Ok(None),
+            Err(failure) => Err(Error::env(format!(
+                "cannot inspect container {name}: {}",
+                failure.message
+            ))
+            .hint("check podman's own view: podman ps -a")),
+        }
+    }
+
+    async fn stop_container(&self, id: &str, timeout_secs: u32) -> Result<()> {
+        let path = format!("/containers/{id}/stop?timeout={timeout_secs}");
+        match self.libpod.call(Method::POST, &path, None).await? {
+            // 304: it was not running.
+            Err(failure) if failure.status != StatusCode::NOT_MODIFIED => Err(Error::env(format!(
+                "cannot stop container {id}: {}",
+                failure.message
+            ))
+            .hint(format!("stop it by hand: podman stop {id}"))),
+            _ => Ok(()),
+        }
+    }
+
+    async fn remove_container(&self, id: &str, force: bool) -> Result<()> {
+        let path = format!("/containers/{id}?force={force}");
+        match self.libpod.call(Method::DELETE, &path, None).await? {
+            Ok(_) => Ok(()),
+            Err(failure) if failure.message.contains("without force") => Err(Error::user(format!(
+                "cannot remove container {id}: it is running"
+            ))
+            .hint("stop it first (podlab stop NAME), or remove it anyway: podlab rm -f NAME")),
+            Err(failure) => Err(Error::env(format!(
+                "cannot remove container {id}: {}",
+                failure.message
+            ))
+            .hint(format!("remove it by hand: podman rm -f {id}"))),
+        }
+    }
+
+    async fn logs(&self, id: &str, follow: bool) -> Result<Output> {
+        let path = format!("/containers/{id}/logs?follow={follow}&stdout=true&stderr=true");
+        match self.libpod.stream(Method::GET, &path, None).await? {
+            Ok(body) => Ok(Box::new(body)),
+            Err(failure) => Err(Error::env(format!(
+                "cannot read the logs of container {id}: {}",
+                failure.message
+            ))
+            .hint(format!("check podman's own view: podman logs {id}"))),
+        }
+    }
+
+    async fn exec_create(&self, id: &str, command: &[String]) -> Result<String> {
+        let body = serde_json::json!({
+            "Cmd": command,
+            "AttachStdin": false,
+            "AttachStdout": true,
+            "AttachStderr": true,
+            "Tty": false,
+        });
+        let path = format!("/containers/{id}/exec");
+        match self.libpod.call(Method::POST, &path, Some(&body)).await? {
+            Ok(bytes) => Ok(decode::<Created>("exec create", &bytes)?.id),
+            Err(failure) if failure.status == StatusCode::CONFLICT => Err(Error::user(format!(
+                "cannot run a command in container {id}: {}",
+                failure.message
+            ))
+            .hint("exec needs a running session: see podlab ps")),
+            Err(failure) => Err(Error::env(format!(
+                "cannot run a command in container {id}: {}",
+                failure.message
+            ))
+            .hint("check the service: podlab doctor")),
+        }
+    }
+
+    async fn exec_start(&self, exec_id: &str) -> Result<Stdio> {
+        let body = serde_json::json!({ "Detach": false, "Tty": false });
+        let path = format!("/exec/{exec_id}/start");
+        Ok(Box::new(self.libpod.upgrade(&path, Some(&body)).await?))
+    }
+
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<i32> {
+        let path = format!("/exec/{exec_id}/json");
+        // The output stream ends when the process exits; Podman may record the exit code a
+        // moment later.
+        for _ in 0..100 {
+            let bytes = self.libpod.expect(Method::GET, &path, None).await?;
+            let inspect: ExecInspect = decode("exec inspect", &bytes)?;
+            match inspect.exit_code {
+                Some(code) if !inspect.running => return Ok(code),
+                _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+        Err(Error::env(format!(
+            "exec session {exec_id} has no exit code after its output ended"
+        ))
+        .hint("check podman's own view: podman ps -a"))
+    }
+
+    async fn build_image(
+        &self,
+        request: &BuildRequest<'_>,
+        output: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<String> {
+        let dockerfile = containerfile_in_context(request.containerfile, request.context)?;
+        // podman-api packs the context directory into a tar itself (the `path` option) and
+        // sends it with the build; the Containerfile is named by its path inside that tar.
+        let opts = podman_api::opts::ImageBuildOpts::builder(request.context.display().to_string())
+            .dockerfile(dockerfile)
+            .tag(request.tag)
+            .build_args(request.args.iter())
+            .no_cache(request.no_cache)
+            .build();
+        let images = self.client.images();
+        let mut stream = images.build(&opts).map_err(|err| {
+            Error::user(format!(
+                "cannot pack the build context {}: {err}",
+                request.context.display()
+            ))
+            .hint("make every file in the context readable, or point [build] context at a smaller directory")
+        })?;
+        let mut image_id = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(report) => {
+                    let line = report.stream.trim_end();
+                    if is_image_id(line) {
+                        image_id = Some(line.to_owned());
+                    }
+                    output(&report.stream);
+                }
+                Err(podman_api::Error::ServerError(err)) => {
+                    let text = json_error_text(&err.to_string());
+                    // An object with neither `stream` nor `error` (`aux`): not an error.
+                    if text.is_empty() {
+                        continue;
+                    }
+                    return Err(Error::user(format!("build failed: {text}")).hint(
+                        "fix the step shown above in the Containerfile, then run podlab build again",
+                    ));
+                }
+                Err(err) => return Err(api_error("POST /libpod/build", &err)),
+            }
+        }
+        image_id.ok_or_else(|| {
+            Error::env("the build ended without naming an image")
+                .hint("see the build output above; check podman's own view: podman images")
+        })
+    }
+
+    async fn pull_image(
+        &self,
+        reference: &str,
+        policy: PullPolicy,
+        progress: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<String> {
+        let policy = match policy {
+            PullPolicy::Always => podman_api::opts::PullPolicy::Always,
+            PullPolicy::Missing => podman_api::opts::PullPolicy::Missing,
+            PullPolicy::Newer => podman_api::opts::PullPolicy::Newer,
+        };
+        let opts = podman_api::opts::PullOpts::builder()
+            .reference(reference)
+            .policy(policy)
+            .build();
+        let images = self.client.images();
+        let mut stream = images.pull(&opts);
+        let mut image_id = None;
+        while let Some(item) = stream.next().await {
+            let report = match item {
+                Ok(report) => report,
+                Err(podman_api::Error::Fault { code, message }) if code.is_client_error() => {
+                    return Err(pull_failed(reference, &message, true));
+                }
+                Err(err) => return Err(api_error("POST /libpod/images/pull", &err)),
+            };
+            // Podman reports a failed pull inside a 200 stream.
+            if let Some(message) = report.error {
+                let unknown = pull_error_is_unknown_image(&message);
+                return Err(pull_failed(reference, message.trim(), unknown));
+            }
+            if let Some(line) = &report.stream {
+                progress(line);
+            }
+            if let Some(id) = report.id {
+                image_id = Some(id);
+            }
+        }
+        image_id.ok_or_else(|| {
+            Error::env(format!(
+                "the pull of {reference} ended without naming an image"
+            ))
+            .hint(format!("check podman's own view: podman pull {reference}"))
+        })
+    }
+
+    // --- podlab kube: plain libpod calls (see `super::kube`) -------------------------------
+    async fn play_kube(&self, yaml: &str) -> Result<super::kube::PlayReport> {
+        super::kube::play(&self.libpod, yaml).await
+    }
+
+    async fn down_kube(&self, yaml: &str) -> Result<super::kube::DownReport> {
+        super::kube::down(&self.libpod, yaml).await
+    }
+
+    async fn inspect_pod(&self, name: &str) -> Result<Option<super::kube::PodFacts>> {
+        super::kube::inspect_pod(&self.libpod, name).await
+    }
+}
+
+fn pull_failed(reference: &str, message: &str, unknown: bool) -> Error {
+    if unknown {
+        Error::user(format!("cannot pull {reference}: {message}")).hint(
+            "check the name: a full reference such as docker.io/library/ubuntu:24.04 (podman search NAME lists candidates)",
+        )
+    } else {
+        Error::env(format!("cannot pull {reference}: {message}"))
+            .hint("check the network and the registry (podman pull gives the same answer)")
+    }
+}
+
+/// The Containerfile's path inside the context, which is all the build API can name.
+fn containerfile_in_context(containerfile: &Path, context: &Path) -> Result<String> {
+    let canonical = |path: &Path, what: &str| {
+        path.canonicalize().map_err(|err| {
+            Error::user(format!("cannot read the {what} {}: {err}", path.display()))
+                .hint("fix the path in [build] (podlab.toml) or the flag")
+        })
+    };
+    let file = canonical(containerfile, "Containerfile")?;
+    let dir = canonical(context, "build context")?;
+    match file.strip_prefix(&dir) {
+        Ok(relative) => Ok(relative.display().to_string()),
+        Err(_) => Err(Error::user(format!(
+            "the Containerfile {} is outside the build context {}",
+            containerfile.display(),
+            context.display()
+        ))
+        .hint("the build API reads the Containerfile from the context: move it into the context, or widen the context")),
     }
 }
 
@@ -300,5 +697,72 @@ mod tests {
         );
         assert_eq!(first_file_in_tar(&[0u8; 1024]), None);
         assert_eq!(first_file_in_tar(b"garbage"), None);
+    }
+
+    #[test]
+    fn reads_libpod_and_compat_creation_times() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2026-11-23T06:36:47.378287649Z"),
+            Some(1_795_415_807)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-23T07:36:47+01:00"),
+            Some(1_795_415_807)
+        );
+        assert_eq!(parse_rfc3339("2000-02-29T12:00:00Z"), Some(951_825_600));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+        let entries: Vec<ListEntry> = serde_json::from_str(
+            r#"[{"Id":"a","Created":"2026-11-23T06:36:47.3Z","ExitCode":3},{"Id":"b","Created":1795415807}]"#,
+        )
+        .unwrap();
+        assert_eq!(entries[0].created, 1_795_415_807);
+        assert_eq!(entries[0].exit_code, 3);
+        assert_eq!(entries[1].created, 1_795_415_807);
+    }
+
+    #[test]
+    fn build_errors_are_shown_once() {
+        assert_eq!(
+            json_error_text(
+                "building at STEP \"RUN exit 3\": exit status 3\n-building at STEP \"RUN exit 3\": exit status 3\n"
+            ),
+            "building at STEP \"RUN exit 3\": exit status 3"
+        );
+        assert_eq!(json_error_text("one-two"), "one-two");
+        assert_eq!(json_error_text(""), "");
+        assert!(is_image_id(&"a".repeat(64)));
+        assert!(!is_image_id("Successfully tagged localhost/x:latest"));
+    }
+
+    #[test]
+    fn pull_errors_are_classified() {
+        assert!(pull_error_is_unknown_image(
+            "initializing source docker://quay.io/x/y:z: reading manifest z in quay.io/x/y: manifest unknown"
+        ));
+        assert!(pull_error_is_unknown_image(
+            "short-name \"nope:latest\" did not resolve to an alias"
+        ));
+        assert!(!pull_error_is_unknown_image(
+            "pinging container registry localhost:1: dial tcp 127.0.0.1:1: connect: connection refused"
+        ));
+        assert_eq!(pull_failed("x", "manifest unknown", true).exit_code(), 1);
+        assert_eq!(pull_failed("x", "connection refused", false).exit_code(), 2);
+    }
+
+    #[test]
+    fn the_containerfile_must_be_inside_the_context() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("ctx/sub")).unwrap();
+        std::fs::write(dir.path().join("ctx/sub/Containerfile"), "FROM x\n").unwrap();
+        std::fs::write(dir.path().join("Outside"), "FROM x\n").unwrap();
+        let ctx = dir.path().join("ctx");
+        assert_eq!(
+            containerfile_in_context(&ctx.join("sub/Containerfile"), &ctx).unwrap(),
+            "sub/Containerfile"
+        );
+        let err = containerfile_in_context(&dir.path().join("Outside"), &ctx).unwrap_err();
+        assert!(err.message().contains("outside the build context"), "{err}");
+        assert_eq!(err.exit_code(), 1);
     }
 }

@@ -17,6 +17,8 @@
 #      kernel module) from Debian trixie's non-free packages into a root under /var/cache, in
 #      Debian's own layout, with an ld.so.cache of its own (nothing is installed on the host);
 #   8. writes /etc/podlab-test-host.env, which the end-to-end tests read.
+#   9. installs kubernetes-validate (PyPI, offline Kubernetes schemas) into a venv under
+#      /opt/podlab-test, for the tests that check `podlab kube generate`'s output (run before 8.).
 #
 # Test machines only: it changes /dev and apt sources. See ../shared/notes/test-host.md.
 set -euo pipefail
@@ -80,7 +82,7 @@ EOF
 
 install_packages() {
   local need=()
-  for bin in runc newuidmap busybox hyperfine curl python3 gcc; do
+  for bin in runc newuidmap busybox hyperfine curl python3 gcc tmux; do
     command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
   done
   if [[ $(podman_major) -ge 5 && ${#need[@]} -eq 0 ]]; then
@@ -98,7 +100,7 @@ install_packages() {
     apt-get install -y -qq "${podman_target[@]}" podman >/dev/null
   fi
   # libc6-dev pinned to the installed libc6: trixie's podman may have upgraded libc6.
-  apt-get install -y -qq uidmap runc slirp4netns passt busybox-static hyperfine time curl gcc \
+  apt-get install -y -qq uidmap runc slirp4netns passt busybox-static hyperfine time curl gcc tmux \
     "libc6-dev=$(dpkg-query -W -f='${Version}' libc6)" >/dev/null
   [[ $(podman_major) -ge 5 ]] || die "podman 5 did not install (found $(podman --version 2>&1))"
 }
@@ -350,6 +352,39 @@ hint: add a deb822 source with 'Suites: trixie' and 'Components: main contrib no
   log "NVIDIA userspace files $upstream in $NVIDIA_ROOT ($(du -sh "$NVIDIA_ROOT" | cut -f1))"
 }
 
+# --- 9. kubernetes-validate -------------------------------------------------------------------
+# The Kubernetes JSON schemas, offline (`kubernetes-validate --strict`), in a venv of its own
+# built with /usr/bin/python3: root's pyenv python lives under /root, and Debian's python has no
+# ensurepip, so the venv is made without pip and Debian's pip installs into it (--python).
+# Skipped while the pinned version answers.
+KUBE_VALIDATE_VENV=/opt/podlab-test/venv
+KUBE_VALIDATE_VERSION=1.37.0
+KUBE_VALIDATE=$KUBE_VALIDATE_VENV/bin/kubernetes-validate
+
+install_kubernetes_validate() {
+  if [[ -x $KUBE_VALIDATE && $("$KUBE_VALIDATE" --version 2>/dev/null) == "$KUBE_VALIDATE_VERSION" ]]; then
+    log "kubernetes-validate $KUBE_VALIDATE_VERSION already in $KUBE_VALIDATE_VENV"
+    return
+  fi
+  if ! /usr/bin/python3 -m pip --version >/dev/null 2>&1; then
+    # The pip of the installed python3: trixie's when trixie's podman brought python 3.13.
+    local target=()
+    [[ -f /etc/apt/sources.list.d/podlab-trixie.sources ]] && target=(-t trixie)
+    log "installing python3-pip"
+    apt-get update -qq
+    apt-get install -y -qq "${target[@]}" python3-pip >/dev/null
+  fi
+  log "installing kubernetes-validate $KUBE_VALIDATE_VERSION into $KUBE_VALIDATE_VENV (from PyPI)"
+  rm -rf "$KUBE_VALIDATE_VENV"
+  mkdir -p "$(dirname "$KUBE_VALIDATE_VENV")"
+  /usr/bin/python3 -m venv --without-pip "$KUBE_VALIDATE_VENV"
+  /usr/bin/python3 -m pip --python "$KUBE_VALIDATE_VENV/bin/python" install --quiet \
+    --disable-pip-version-check --no-cache-dir "kubernetes-validate==$KUBE_VALIDATE_VERSION"
+  chmod -R a+rX "$(dirname "$KUBE_VALIDATE_VENV")"
+  [[ $("$KUBE_VALIDATE" --version 2>/dev/null) == "$KUBE_VALIDATE_VERSION" ]] ||
+    die "kubernetes-validate did not install into $KUBE_VALIDATE_VENV"
+}
+
 # --- 8. the host facts for the tests ------------------------------------------------------------
 write_host_env() {
   local uid home nvidia
@@ -369,6 +404,7 @@ PODLAB_TEST_IMAGE=$TEST_IMAGE
 PODLAB_TEST_GLIBC_IMAGE=$GLIBC_IMAGE
 PODLAB_TEST_NVIDIA_ROOT=$NVIDIA_ROOT
 PODLAB_TEST_NVIDIA_VERSION=$nvidia
+PODLAB_TEST_KUBERNETES_VALIDATE=$KUBE_VALIDATE
 EOF
   chmod 644 "$HOST_ENV.tmp"
   mv "$HOST_ENV.tmp" "$HOST_ENV"
@@ -382,5 +418,6 @@ import_image
 import_glibc_image
 fake_gpu_nodes
 nvidia_userspace
+install_kubernetes_validate
 write_host_env
 log "ready: user $TEST_USER, socket /run/user/$(id -u "$TEST_USER")/podman/podman.sock, image $TEST_IMAGE"

@@ -1,0 +1,668 @@
+//! Interactive sessions: a container with a TTY, driven from our terminal over the socket.
+//!
+//! The container gets its own TTY (`terminal: true`) and our terminal goes raw, so every byte
+//! typed (Ctrl-C's 0x03 included) reaches the container's TTY unchanged and the container
+//! decides what it means: Ctrl-C interrupts the command running in the shell, not podlab. The
+//! attach stream is then plain bytes both ways.
+//!
+//! The order matters: attach before start, so the first prompt is not lost; the window size
+//! between attach and start (attaching sets up the container's TTY), so the command starts at
+//! our size, then again once running and on every `SIGWINCH`. The container's exit code
+//! becomes ours. Every way out restores the terminal (a guard) and leaves no container
+//! behind: on an error, or when podlab itself is told to stop (`SIGHUP` from a closed
+//! terminal, `SIGTERM`, a `SIGINT` sent with kill, since raw mode makes Ctrl-C a byte), the
+//! container is stopped and removed.
+//!
+//! Our stdin is read on a plain thread rather than with `tokio::io::stdin`: tokio's reader
+//! blocks runtime shutdown until its pending `read` returns, which on a terminal means until
+//! the next key press after the session ended.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::emit::podman::create_body;
+use crate::engine::{Engine, Stdio};
+use crate::plan::ContainerPlan;
+use crate::session::Session;
+use crate::terminal::{self, RawMode, Size};
+use crate::{Error, Result};
+
+/// What `podlab shell` runs when no command is given: the image's `$SHELL`, else bash, else
+/// `sh` (busybox and Alpine images have only `/bin/sh`). Only `/bin/sh` itself is assumed.
+pub const SHELL_SCRIPT: &str = r#"for shell in "${SHELL:-}" /bin/bash /bin/sh; do if [ -n "$shell" ] && [ -x "$shell" ]; then exec "$shell"; fi; done; echo "podlab: no shell found in this image" >&2; exit 127"#;
+
+/// How long an interrupted session's container gets between SIGTERM and SIGKILL: none. Its
+/// process is a shell as PID 1, which ignores SIGTERM, so waiting would only delay the
+/// SIGKILL; and whoever sent podlab the signal may not wait long (`runuser` and `su` pass a
+/// hangup on and kill their child 2 s later), while the removal must finish before that.
+const STOP_TIMEOUT_SECS: u32 = 0;
+
+/// After the container exits, how long its output may still take to arrive.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// After the output stream ends, how long the container may take to report its exit before
+/// the session counts as broken (a detached or lost stream).
+const EXIT_AFTER_EOF: Duration = Duration::from_secs(10);
+
+/// The command for an interactive shell: [`SHELL_SCRIPT`] under `/bin/sh`.
+pub fn default_shell_command() -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into(), SHELL_SCRIPT.into()]
+}
+
+/// Runs `session`'s container attached to our terminal; returns its exit code (or 128 + the
+/// signal's number when podlab was told to stop). Our stdin must be a terminal.
+pub async fn run_interactive<E: Engine>(
+    engine: &E,
+    session: &Session,
+    plan: &ContainerPlan,
+) -> Result<i32> {
+    let mut signals = Signals::install()?;
+    let (resize_tx, resizes) = mpsc::unbounded_channel();
+    // Raw from before the container exists: keys typed while it starts are not echoed twice.
+    let raw = RawMode::stdin()?;
+    let console = Console {
+        input: read_stdin()?,
+        output: tokio::io::stdout(),
+        resizes,
+    };
+    if let Some(size) = terminal::stdin_size() {
+        let _ = resize_tx.send(size);
+    }
+    let stop = async move { signals.next_stop(&resize_tx).await };
+    let ended = drive(engine, session, plan, console, stop).await;
+    // The terminal is restored (here, or by the guard on the way out of `?`) before anything
+    // more is printed, errors included.
+    drop(raw);
+    match ended? {
+        Ended::Exited(code) => Ok(code),
+        Ended::Stopped(interrupt) => {
+            // Not after a hangup: the terminal is gone, and the log writer treats a failed
+            // write to stderr as fatal.
+            if interrupt.signal != "SIGHUP" {
+                tracing::warn!("{}: stopped and removed {}", interrupt.signal, plan.name);
+            }
+            Ok(interrupt.code)
+        }
+    }
+}
+
+/// The engine calls a session makes. Every [`Engine`] makes them; the unit tests' fake
+/// container makes only these, so it does not follow every change of the full trait.
+trait SessionCalls {
+    fn create_container(&self, body: &serde_json::Value) -> impl Future<Output = Result<String>>;
+    fn attach(&self, id: &str, stdin: bool) -> impl Future<Output = Result<Stdio>>;
+    fn start_container(&self, id: &str) -> impl Future<Output = Result<()>>;
+    fn wait_container(&self, id: &str) -> impl Future<Output = Result<i32>>;
+    fn stop_and_remove(&self, id: &str, timeout_secs: u32) -> impl Future<Output = Result<()>>;
+    fn resize(&self, id: &str, rows: u16, cols: u16) -> impl Future<Output = Result<()>>;
+}
+
+impl<E: Engine> SessionCalls for E {
+    fn create_container(&self, body: &serde_json::Value) -> impl Future<Output = Result<String>> {
+        Engine::create_container(self, body)
+    }
+    fn attach(&self, id: &str, stdin: bool) -> impl Future<Output = Result<Stdio>> {
+        Engine::attach(self, id, stdin)
+    }
+    fn start_container(&self, id: &str) -> impl Future<Output = Result<()>> {
+        Engine::start_container(self, id)
+    }
+    fn wait_container(&self, id: &str) -> impl Future<Output = Result<i32>> {
+        Engine::wait_container(self, id)
+    }
+    fn stop_and_remove(&self, id: &str, timeout_secs: u32) -> impl Future<Output = Result<()>> {
+        Engine::stop_and_remove(self, id, timeout_secs)
+    }
+    fn resize(&self, id: &str, rows: u16, cols: u16) -> impl Future<Output = Result<()>> {
+        Engine::resize(self, id, rows, cols)
+    }
+}
+
+/// Where a session's bytes come from and go to.
+struct Console<O> {
+    /// What is typed, in chunks; closed at end of input.
+    input: mpsc::Receiver<Vec<u8>>,
+    output: O,
+    /// Window sizes to send, the current one first.
+    resizes: mpsc::UnboundedReceiver<Size>,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The container exited with this code.
+    Exited(i32),
+    /// podlab was told to stop, and stopped and removed the container.
+    Stopped(Interrupt),
+}
+
+/// podlab was told to stop: by which signal, and the exit code that reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Interrupt {
+    signal: &'static str,
+    code: i32,
+}
+
+/// Creates the container, converses until it exits or `stop` resolves, and cleans up.
+async fn drive<E: SessionCalls, O: AsyncWrite + Unpin>(
+    engine: &E,
+    session: &Session,
+    plan: &ContainerPlan,
+    console: Console<O>,
+    stop: impl Future<Output = Interrupt>,
+) -> Result<Ended> {
+    let body = create_body(session, plan);
+    tracing::debug!(body = %body, "creating the container");
+    let id = engine.create_container(&body).await?;
+    let outcome = tokio::select! {
+        outcome = converse(engine, &id, &plan.name, console) => outcome,
+        interrupt = stop => {
+            engine.stop_and_remove(&id, STOP_TIMEOUT_SECS).await?;
+            return Ok(Ended::Stopped(interrupt));
+        }
+    };
+    if outcome.is_err() {
+        // A failed start (a port in use) or a lost stream: leave no container behind.
+        let _ = engine.stop_and_remove(&id, 0).await;
+    }
+    outcome.map(Ended::Exited)
+}
+
+/// Attach, start, then pump both ways until the container exits; its exit code.
+async fn converse<E: SessionCalls, O: AsyncWrite + Unpin>(
+    engine: &E,
+    id: &str,
+    name: &str,
+    console: Console<O>,
+) -> Result<i32> {
+    let Console {
+        mut input,
+        mut output,
+        mut resizes,
+    } = console;
+    let stream = engine.attach(id, true).await?;
+    // Attaching has set up the container's TTY: sized now, the command starts at our size
+    // instead of 80x24 (vim or htop as the command read it once, at start). The same size is
+    // sent again once running, for a Podman that resizes only running containers.
+    let first = resizes.try_recv().ok();
+    if let Some(size) = first {
+        resize(engine, id, size).await;
+    }
+    engine.start_container(id).await?;
+    if let Some(size) = first {
+        resize(engine, id, size).await;
+    }
+    let (mut from_container, mut to_container) = tokio::io::split(stream);
+    let forward = async {
+        let mut typing = true;
+        loop {
+            tokio::select! {
+                chunk = input.recv(), if typing => match chunk {
+                    Some(bytes) => {
+                        if let Err(err) = send(&mut to_container, &bytes).await {
+                            // The container is going away; its exit decides the outcome.
+                            tracing::debug!("stdin to the container: {err}");
+                            typing = false;
+                        }
+                    }
+                    None => typing = false,
+                },
+                Some(size) = resizes.recv() => resize(engine, id, size).await,
+                else => return std::future::pending::<Infallible>().await,
+            }
+        }
+    };
+    let shown = show(&mut from_container, &mut output);
+    let exited = finish(shown, engine.wait_container(id), name);
+    tokio::select! {
+        never = forward => match never {},
+        code = exited => code,
+    }
+}
+
+/// Sends a window size; a failure only costs the container a wrong size.
+async fn resize<E: SessionCalls>(engine: &E, id: &str, size: Size) {
+    if let Err(err) = engine.resize(id, size.rows, size.cols).await {
+        tracing::debug!("resize to {}x{}: {err}", size.rows, size.cols);
+    }
+}
+
+async fn send<W: AsyncWrite + Unpin>(to: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    to.write_all(bytes).await?;
+    to.flush().await
+}
+
+/// Copies the container's output to ours as it comes, until the stream ends.
+async fn show<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(from: &mut R, to: &mut W) -> Result<()> {
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = from
+            .read(&mut buffer)
+            .await
+            .map_err(|err| Error::env(format!("lost the container's terminal stream: {err}")))?;
+        let Some(chunk) = buffer.get(..read).filter(|chunk| !chunk.is_empty()) else {
+            return Ok(());
+        };
+        if let Err(err) = send(to, chunk).await {
+            // Our output is gone (a closed window): keep the session going until it exits.
+            tracing::debug!("writing the container's output: {err}");
+        }
+    }
+}
+
+/// The exit code, once the output is shown: neither the last output nor the exit code is
+/// lost, and neither a stream that stays open nor one that closes early blocks forever.
+async fn finish(
+    shown: impl Future<Output = Result<()>>,
+    wait: impl Future<Output = Result<i32>>,
+    name: &str,
+) -> Result<i32> {
+    let (mut shown, mut wait) = (pin!(shown), pin!(wait));
+    tokio::select! {
+        result = &mut shown => {
+            result?;
+            tokio::time::timeout(EXIT_AFTER_EOF, wait).await.map_err(|_| {
+                Error::env(format!("the terminal stream of {name} closed while it still runs"))
+                    .hint("run it again; podlab removed the container")
+            })?
+        }
+        code = &mut wait => {
+            let code = code?;
+            match tokio::time::timeout(DRAIN, shown).await {
+                Ok(Err(err)) => tracing::debug!("after the exit: {err}"),
+                Err(_) => tracing::debug!("the terminal stream stayed open after the exit"),
+                Ok(Ok(())) => {}
+            }
+            Ok(code)
+        }
+    }
+}
+
+/// Reads our stdin on its own thread, in chunks as they arrive (a key press at a time in raw
+/// mode). The thread ends at end of input or when the session drops the receiver and one
+/// more chunk arrives; a read still pending at exit ends with the process.
+fn read_stdin() -> Result<mpsc::Receiver<Vec<u8>>> {
+    let (tx, rx) = mpsc::channel(64);
+    std::thread::Builder::new()
+        .name("podlab-stdin".into())
+        .spawn(move || {
+            let stdin = std::io::stdin();
+            let mut buffer = vec![0u8; 4096];
+            loop {
+                match rustix::io::read(&stdin, &mut buffer) {
+                    Ok(read) => {
+                        let Some(chunk) = buffer.get(..read).filter(|chunk| !chunk.is_empty())
+                        else {
+                            return;
+                        };
+                        if tx.blocking_send(chunk.to_vec()).is_err() {
+                            return;
+                        }
+                    }
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(err) => {
+                        tracing::debug!("reading stdin: {err}");
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(|err| Error::env(format!("cannot start the stdin reader: {err}")))?;
+    Ok(rx)
+}
+
+/// The signals an interactive session handles.
+struct Signals {
+    window_change: Signal,
+    hangup: Signal,
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        let install = |kind: SignalKind| {
+            signal(kind).map_err(|err| Error::env(format!("cannot handle signals: {err}")))
+        };
+        Ok(Self {
+            window_change: install(SignalKind::window_change())?,
+            hangup: install(SignalKind::hangup())?,
+            terminate: install(SignalKind::terminate())?,
+            interrupt: install(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Sends the new window size on every `SIGWINCH`; returns at the first signal that stops
+    /// podlab.
+    async fn next_stop(&mut self, resizes: &mpsc::UnboundedSender<Size>) -> Interrupt {
+        loop {
+            tokio::select! {
+                Some(()) = self.window_change.recv() => {
+                    if let Some(size) = terminal::stdin_size() {
+                        let _ = resizes.send(size);
+                    }
+                }
+                Some(()) = self.hangup.recv() => return Interrupt { signal: "SIGHUP", code: 129 },
+                Some(()) = self.terminate.recv() => return Interrupt { signal: "SIGTERM", code: 143 },
+                Some(()) = self.interrupt.recv() => return Interrupt { signal: "SIGINT", code: 130 },
+                else => return std::future::pending().await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::plan::{GpuMode, GpuPlan, Mode, UserNs};
+    use crate::session::{ByteSize, GpuRequest, ImageSource, UserMapping};
+
+    /// A container with a TTY: echoes what it gets (as a TTY does) and exits with status 7
+    /// once it has read `exit\r`.
+    #[derive(Debug, Clone)]
+    struct TtyEngine {
+        calls: Arc<Mutex<Vec<String>>>,
+        received: Arc<Mutex<Vec<u8>>>,
+        exited: Arc<watch::Sender<Option<i32>>>,
+        start_failure: bool,
+    }
+
+    impl TtyEngine {
+        fn new() -> Self {
+            Self {
+                calls: Arc::default(),
+                received: Arc::default(),
+                exited: Arc::new(watch::channel(None).0),
+                start_failure: false,
+            }
+        }
+
+        fn record(&self, call: String) {
+            self.calls.lock().unwrap().push(call);
+        }
+
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl SessionCalls for TtyEngine {
+        async fn create_container(&self, body: &serde_json::Value) -> Result<String> {
+            self.record(format!(
+                "create terminal={} stdin={}",
+                body["terminal"], body["stdin"]
+            ));
+            Ok("c0ffee".to_owned())
+        }
+
+        async fn attach(&self, id: &str, stdin: bool) -> Result<Stdio> {
+            self.record(format!("attach {id} stdin={stdin}"));
+            let (mut container, ours) = tokio::io::duplex(64 * 1024);
+            let (received, exited) = (self.received.clone(), self.exited.clone());
+            tokio::spawn(async move {
+                container.write_all(b"$ ").await.unwrap();
+                let mut buffer = [0u8; 1024];
+                loop {
+                    let read = container.read(&mut buffer).await.unwrap();
+                    let chunk = &buffer[..read];
+                    container.write_all(chunk).await.unwrap();
+                    let mut all = received.lock().unwrap();
+                    all.extend_from_slice(chunk);
+                    if all.ends_with(b"exit\r") {
+                        break;
+                    }
+                }
+                container.write_all(b"\r\nbye\r\n").await.unwrap();
+                container.shutdown().await.unwrap();
+                exited.send_replace(Some(7));
+            });
+            Ok(Box::new(ours))
+        }
+
+        async fn start_container(&self, id: &str) -> Result<()> {
+            self.record(format!("start {id}"));
+            if self.start_failure {
+                return Err(Error::env("address already in use"));
+            }
+            Ok(())
+        }
+
+        async fn wait_container(&self, id: &str) -> Result<i32> {
+            self.record(format!("wait {id}"));
+            let mut exited = self.exited.subscribe();
+            let code = exited.wait_for(Option::is_some).await.unwrap();
+            Ok(code.unwrap_or(-1))
+        }
+
+        async fn stop_and_remove(&self, id: &str, timeout_secs: u32) -> Result<()> {
+            self.record(format!("remove {id} timeout={timeout_secs}"));
+            Ok(())
+        }
+
+        async fn resize(&self, id: &str, rows: u16, cols: u16) -> Result<()> {
+            self.record(format!("resize {id} {rows}x{cols}"));
+            Ok(())
+        }
+    }
+
+    fn session() -> Session {
+        Session {
+            project: "demo".into(),
+            project_dir: "/home/a/demo".into(),
+            config_file: None,
+            preset: None,
+            name: None,
+            image: ImageSource::Name("localhost/img".into()),
+            gpus: GpuRequest::None,
+            shm_size: ByteSize(1 << 30),
+            workdir: "/workspace".into(),
+            mounts: Vec::new(),
+            env: BTreeMap::new(),
+            ports: Vec::new(),
+            user_map: UserMapping::Auto,
+            driver_roots: crate::gpu::DriverRoots::default(),
+            command: default_shell_command(),
+        }
+    }
+
+    fn plan() -> ContainerPlan {
+        ContainerPlan {
+            name: "demo-shell-1".into(),
+            mode: Mode {
+                kind: "shell",
+                tty: true,
+                stdin: true,
+                remove: true,
+            },
+            userns: UserNs::KeepId,
+            home: None,
+            gpus: GpuPlan {
+                mode: GpuMode::None,
+                names: Vec::new(),
+                notices: Vec::new(),
+            },
+            label_disable: false,
+        }
+    }
+
+    /// A console fed with `typed`, whose output lands in the returned buffer.
+    fn console(
+        typed: &[&[u8]],
+        sizes: &[Size],
+    ) -> (Console<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
+        let (input_tx, input) = mpsc::channel(16);
+        for chunk in typed {
+            input_tx.try_send(chunk.to_vec()).unwrap();
+        }
+        let (resize_tx, resizes) = mpsc::unbounded_channel();
+        for size in sizes {
+            resize_tx.send(*size).unwrap();
+        }
+        let (output, screen) = tokio::io::duplex(64 * 1024);
+        (
+            Console {
+                input,
+                output,
+                resizes,
+            },
+            screen,
+        )
+    }
+
+    const RESIZED: Size = Size {
+        rows: 20,
+        cols: 100,
+    };
+    const SIZE: Size = Size {
+        rows: 30,
+        cols: 120,
+    };
+
+    #[tokio::test]
+    async fn bytes_pass_through_unchanged_and_the_exit_code_is_ours() {
+        let engine = TtyEngine::new();
+        // Ctrl-C is 0x03 on the wire: the container's TTY makes it a signal, not podlab.
+        let typed: &[&[u8]] = &[b"sleep 9\r", b"\x03", b"echo hi\r", b"exit\r"];
+        // The size at start, then one change (a SIGWINCH).
+        let (console, mut screen) = console(typed, &[SIZE, RESIZED]);
+        let stop = std::future::pending();
+        let code = drive(&engine, &session(), &plan(), console, stop)
+            .await
+            .unwrap();
+        assert_eq!(code, Ended::Exited(7));
+        assert_eq!(*engine.received.lock().unwrap(), typed.concat());
+        let mut shown = Vec::new();
+        screen.read_to_end(&mut shown).await.unwrap();
+        let mut expected = b"$ ".to_vec();
+        expected.extend(typed.concat());
+        expected.extend(b"\r\nbye\r\n");
+        assert_eq!(shown, expected);
+
+        let calls = engine.calls();
+        // Sized between attach and start (the TTY exists, the command has not read its size
+        // yet), again once running, then on the change.
+        assert_eq!(
+            calls[..5],
+            [
+                "create terminal=true stdin=true",
+                "attach c0ffee stdin=true",
+                "resize c0ffee 30x120",
+                "start c0ffee",
+                "resize c0ffee 30x120",
+            ]
+        );
+        assert!(
+            calls[5..].contains(&"resize c0ffee 20x100".to_owned()),
+            "{calls:?}"
+        );
+        assert!(calls.contains(&"wait c0ffee".to_owned()), "{calls:?}");
+        assert!(
+            !calls.iter().any(|call| call.starts_with("remove")),
+            "{calls:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_start_removes_the_container() {
+        let engine = TtyEngine {
+            start_failure: true,
+            ..TtyEngine::new()
+        };
+        let (console, _screen) = console(&[], &[SIZE]);
+        let err = drive(
+            &engine,
+            &session(),
+            &plan(),
+            console,
+            std::future::pending(),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("address already in use"), "{err}");
+        assert_eq!(
+            engine.calls(),
+            [
+                "create terminal=true stdin=true",
+                "attach c0ffee stdin=true",
+                "resize c0ffee 30x120",
+                "start c0ffee",
+                "remove c0ffee timeout=0",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hangup_stops_and_removes_the_container() {
+        let engine = TtyEngine::new();
+        let (console, _screen) = console(&[b"sleep 100\r"], &[]);
+        let stop = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Interrupt {
+                signal: "SIGHUP",
+                code: 129,
+            }
+        };
+        let code = drive(&engine, &session(), &plan(), console, stop)
+            .await
+            .unwrap();
+        assert_eq!(
+            code,
+            Ended::Stopped(Interrupt {
+                signal: "SIGHUP",
+                code: 129
+            })
+        );
+        assert_eq!(
+            engine.calls().last().unwrap(),
+            &format!("remove c0ffee timeout={STOP_TIMEOUT_SECS}")
+        );
+    }
+
+    #[tokio::test]
+    async fn output_that_outlives_the_exit_is_still_shown() {
+        let (mut container, mut ours) = tokio::io::duplex(1024);
+        let (mut screen_in, mut screen) = tokio::io::duplex(1024);
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            container.write_all(b"late\r\n").await.unwrap();
+        });
+        let shown = show(&mut ours, &mut screen_in);
+        let code = finish(shown, async { Ok(3) }, "demo").await.unwrap();
+        assert_eq!(code, 3);
+        writer.await.unwrap();
+        drop(screen_in);
+        let mut text = Vec::new();
+        screen.read_to_end(&mut text).await.unwrap();
+        assert_eq!(text, b"late\r\n");
+    }
+
+    #[test]
+    fn the_default_shell_prefers_shell_then_bash_then_sh() {
+        let run = |shell: &str| {
+            std::process::Command::new("/bin/sh")
+                .args(["-c", SHELL_SCRIPT])
+                .env("SHELL", shell)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap()
+        };
+        // `$SHELL` is exec'd when it exists: /bin/echo prints an empty line.
+        let echoed = run("/bin/echo");
+        assert_eq!(echoed.stdout, b"\n");
+        // A missing `$SHELL` falls through to a real shell, which reads EOF and exits 0.
+        let fallback = run("/nonexistent/zsh");
+        assert!(fallback.status.success(), "{fallback:?}");
+    }
+}
