@@ -467,6 +467,30 @@ mod tests {
     }
 
     #[test]
+    fn quadlet_keys_of_the_first_release() {
+        // What podlab's .container and .kube units write unconditionally (podlet, which
+        // targets 4.4 too, falls back to PodmanArgs= the same way).
+        let first = caps("4.4.0");
+        for key in [
+            "Image",
+            "ContainerName",
+            "SecurityLabelDisable",
+            "AddDevice",
+            "Volume",
+            "PublishPort",
+            "Environment",
+            "Label",
+            "PodmanArgs",
+            "Exec",
+        ] {
+            assert!(first.has_quadlet_key(UnitType::Container, key), "{key}");
+        }
+        assert!(first.has_quadlet_key(UnitType::Kube, "Yaml"));
+        assert!(!first.has_quadlet_key(UnitType::Kube, "GlobalArgs"));
+        assert!(caps("4.8.0").has_quadlet_key(UnitType::Kube, "GlobalArgs"));
+    }
+
+    #[test]
     fn require_names_the_needed_version() {
         let err = caps("4.3.1")
             .require(Feature::Quadlet)

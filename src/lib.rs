@@ -20,6 +20,7 @@ pub mod plan;
 pub mod runner;
 pub mod session;
 pub mod terminal;
+pub mod units;
 pub mod yaml;
 
 pub use error::{Error, Result};

@@ -5,7 +5,7 @@
 //! spec is never used.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::capabilities::Capabilities;
 use crate::cdi::freshness::{self, State};
@@ -69,19 +69,12 @@ pub fn plan_gpus(
         }
     };
     let names = selected_names(request, &inventory)?;
-    if let Some(spec) = fresh_podman_spec(caps) {
-        let known = |name: &String| spec.devices.iter().any(|device| &device.name == name);
-        if names.iter().all(known) {
-            let qualified = names
-                .iter()
-                .map(|name| format!("{GPU_KIND}={name}"))
-                .collect();
-            return Ok(GpuPlan {
-                mode: GpuMode::Cdi(qualified),
-                names,
-                notices: Vec::new(),
-            });
-        }
+    if let Some(qualified) = cdi_names_in(&store::podman_spec_dirs(caps), &names) {
+        return Ok(GpuPlan {
+            mode: GpuMode::Cdi(qualified),
+            names,
+            notices: Vec::new(),
+        });
     }
     let generated = generate::generate(&inventory, roots, &Options::default())?;
     let mut edits = generated.spec.container_edits.clone();
@@ -143,10 +136,23 @@ fn selected_names(request: &GpuRequest, inventory: &Inventory) -> Result<Vec<Str
         .collect()
 }
 
-/// A GPU spec that the target Podman reads and that still matches the host.
-fn fresh_podman_spec(caps: &Capabilities) -> Option<Spec> {
-    for dir in store::podman_spec_dirs(caps) {
-        for file in store::spec_files(&dir) {
+/// The qualified CDI names (`nvidia.com/gpu=0`) of `names` when the first fresh GPU spec in
+/// `dirs` defines them all.
+pub fn cdi_names_in(dirs: &[PathBuf], names: &[String]) -> Option<Vec<String>> {
+    let spec = fresh_spec(dirs)?;
+    let known = |name: &String| spec.devices.iter().any(|device| &device.name == name);
+    names.iter().all(known).then(|| {
+        names
+            .iter()
+            .map(|name| format!("{GPU_KIND}={name}"))
+            .collect()
+    })
+}
+
+/// The first GPU spec in `dirs` that still matches the host.
+fn fresh_spec(dirs: &[PathBuf]) -> Option<Spec> {
+    for dir in dirs {
+        for file in store::spec_files(dir) {
             let Ok(Ok(spec)) = validate_file(&file) else {
                 continue;
             };

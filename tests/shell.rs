@@ -18,17 +18,17 @@ use std::time::{Duration, Instant};
 use common::{TestHost, host, shared_socket, wait_for};
 
 /// A detached tmux session on a server of its own (not the default one a person may use),
-/// killed when dropped.
+/// whose socket lives in a directory of the test's; the server is killed when dropped.
 struct Tmux {
-    server: String,
+    socket: PathBuf,
     session: String,
 }
 
 impl Tmux {
-    /// Starts `command` (run by `sh -c`) in a 120x30 window.
-    fn start(name: &str, command: &str) -> Self {
+    /// Starts `command` (run by `sh -c`) in a 120x30 window, with the server's socket in `dir`.
+    fn start(name: &str, dir: &Path, command: &str) -> Self {
         let tmux = Self {
-            server: format!("podlab-e2e-{}-{name}", std::process::id()),
+            socket: dir.join("tmux.sock"),
             session: name.to_owned(),
         };
         let status = tmux
@@ -43,7 +43,7 @@ impl Tmux {
 
     fn command(&self) -> Command {
         let mut command = Command::new("tmux");
-        command.args(["-L", &self.server]);
+        command.arg("-S").arg(&self.socket);
         command
     }
 
@@ -254,7 +254,11 @@ fn an_interactive_shell_runs_commands_and_exits_with_their_status() {
     let project = host.user_dir("shell");
     let marks = marks_dir("shell");
     let args = ["shell", "--gpus", "none", "--image", &host.image];
-    let tmux = Tmux::start("shell", &pane_command(host, &project, &marks, &args));
+    let tmux = Tmux::start(
+        "shell",
+        &marks,
+        &pane_command(host, &project, &marks, &args),
+    );
 
     tmux.wait_for_prompt();
     tmux.type_line("echo hello-$((6*7))");
@@ -312,7 +316,11 @@ fn keep_leaves_the_named_container_and_a_command_replaces_the_shell() {
         "-c",
         "test -t 0 && exit 3",
     ];
-    let _tmux = Tmux::start("shell-keep", &pane_command(host, &project, &marks, &args));
+    let _tmux = Tmux::start(
+        "shell-keep",
+        &marks,
+        &pane_command(host, &project, &marks, &args),
+    );
 
     // `test -t 0` passes: the command has a TTY of its own.
     assert_eq!(exit_status(&marks), 3);

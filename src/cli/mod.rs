@@ -13,6 +13,7 @@ mod kube;
 mod logs;
 mod ps;
 mod pull;
+mod quadlet;
 mod rm;
 mod run;
 pub mod session_args;
@@ -105,6 +106,11 @@ pub enum Command {
         #[command(subcommand)]
         command: kube::Command,
     },
+    /// Quadlet units: a session as a systemd user service (generate, install, rm).
+    Quadlet {
+        #[command(subcommand)]
+        command: quadlet::Command,
+    },
 }
 
 /// Entry point of the binary.
@@ -156,6 +162,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Stop(args) => stop::run(&args, &connect).await,
         Command::Rm(args) => rm::run(&args, &connect).await,
         Command::Kube { command } => kube::run(command, &connect).await,
+        Command::Quadlet { command } => quadlet::run(command, &connect).await,
     }
 }
 
@@ -178,6 +185,8 @@ fn init_logging(global: &GlobalArgs) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
+        // A log line after the terminal hung up must not panic podlab mid-cleanup.
+        .log_internal_errors(false)
         .init();
 }
 

@@ -6,11 +6,13 @@
 //! A shell needs a terminal: without one (a pipe, a CI job) this fails at once and points to
 //! `podlab run`, instead of starting a container whose prompt nobody can answer.
 
+use std::path::Path;
+
 use super::session_args::{SessionArgs, current_dir};
 use crate::engine::{self, ConnectOptions};
 use crate::interactive;
 use crate::runner::{self, Mode};
-use crate::session::values;
+use crate::session::{Session, values};
 use crate::{Error, Result, terminal};
 
 #[derive(Debug, clap::Args)]
@@ -34,14 +36,7 @@ pub async fn run(mut args: Args, connect: &ConnectOptions) -> Result<u8> {
         return Err(Error::user("podlab shell needs a terminal, and stdin is not one")
             .hint("run it from an interactive terminal, or run a command without one: podlab run -- CMD"));
     }
-    args.session.name = one_name(args.session.name.take(), args.container.take())?;
-    let command = std::mem::take(&mut args.command);
-    let mut session = args.session.resolve(&current_dir()?, command.clone())?;
-    session.command = if command.is_empty() {
-        interactive::default_shell_command()
-    } else {
-        command
-    };
+    let session = resolve(&mut args, &current_dir()?)?;
     let connected = engine::connect(connect).await?;
     let mode = Mode {
         kind: "shell",
@@ -53,6 +48,19 @@ pub async fn run(mut args: Args, connect: &ConnectOptions) -> Result<u8> {
         .await?;
     let code = interactive::run_interactive(&connected.engine, &session, &plan).await?;
     Ok(u8::try_from(code & 0xff).unwrap_or(1))
+}
+
+/// The session in `cwd`, named by NAME or `--name`, running the given command or a shell:
+/// never podlab.toml's command (a job's, such as jupyter lab).
+fn resolve(args: &mut Args, cwd: &Path) -> Result<Session> {
+    args.session.name = one_name(args.session.name.take(), args.container.take())?;
+    let mut session = args.session.resolve(cwd, Vec::new())?;
+    session.command = if args.command.is_empty() {
+        interactive::default_shell_command()
+    } else {
+        std::mem::take(&mut args.command)
+    };
+    Ok(session)
 }
 
 /// The container name from `--name` or the positional NAME, which must agree when both are
@@ -93,6 +101,23 @@ mod tests {
         let bare = parse(&[]);
         assert!(!bare.keep && bare.container.is_none() && bare.command.is_empty());
         assert!(Cli::try_parse_from(["podlab", "shell", "-bad-name"]).is_err());
+    }
+
+    #[test]
+    fn runs_a_shell_or_the_given_command_never_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("podlab.toml"),
+            "image = \"localhost/img\"\ncommand = [\"jupyter\", \"lab\"]\n",
+        )
+        .unwrap();
+        let shell = resolve(&mut parse(&["--gpus", "none", "box1"]), dir.path()).unwrap();
+        assert_eq!(shell.command, interactive::default_shell_command());
+        assert_eq!(shell.name.as_deref(), Some("box1"));
+        let given = resolve(&mut parse(&["--", "python", "-i"]), dir.path()).unwrap();
+        assert_eq!(given.command, ["python", "-i"]);
+        let clash = resolve(&mut parse(&["--name", "a", "b"]), dir.path()).unwrap_err();
+        assert_eq!(clash.exit_code(), 1);
     }
 
     #[test]

@@ -4,3 +4,4 @@
 
 pub mod kube;
 pub mod podman;
+pub mod quadlet;

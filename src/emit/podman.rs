@@ -145,7 +145,8 @@ fn port_mapping(port: &Port) -> Value {
     })
 }
 
-fn container_labels(session: &Session, plan: &ContainerPlan) -> BTreeMap<String, String> {
+/// The labels `podlab ps` finds a session by (shared with the quadlet units).
+pub fn container_labels(session: &Session, plan: &ContainerPlan) -> BTreeMap<String, String> {
     let gpus = if plan.gpus.names.is_empty() {
         "none".to_owned()
     } else {

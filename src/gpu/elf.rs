@@ -1,8 +1,10 @@
-//! Reads a shared library's `DT_SONAME`, the name the dynamic loader and `ldconfig` know it by.
-//! Driver discovery checks that each NVIDIA library it found really is the one its name claims
-//! (e.g. `libcuda.so.1`), for some forty libraries inside a command that must stay fast, and
-//! `libcuda.so` alone is about 30 MB. So nothing is mapped or read whole: a few positioned reads
-//! fetch the ELF header, the program headers, the `PT_DYNAMIC` segment and the name itself.
+//! Reads a shared library's `DT_SONAME`, the name the dynamic loader and `ldconfig` know it by,
+//! and the word size and machine it was built for. Driver discovery checks that each NVIDIA
+//! library it found is one podlab's own architecture loads (Fedora ships 32-bit copies under
+//! the same names) and really is the one its name claims (e.g. `libcuda.so.1`), for some forty
+//! libraries inside a command that must stay fast, and `libcuda.so` alone is about 30 MB. So
+//! nothing is mapped or read whole: one open and a few positioned reads fetch the ELF header,
+//! the program headers, the `PT_DYNAMIC` segment and the name itself.
 //!
 //! ELF32 and ELF64, little- and big-endian, are understood; every offset read from the file is
 //! checked, so a truncated or hostile file gives an error, never a panic.
@@ -40,17 +42,80 @@ const HEAD_LEN: u64 = 1024;
 /// The longest soname read.
 const MAX_SONAME: u64 = 256;
 
-/// The library's `DT_SONAME`, or `None` for an ELF file without one (e.g. an executable).
-pub fn read_soname(path: &Path) -> Result<Option<String>, ElfError> {
-    File::open(path)
-        .map_err(|e| format!("cannot open: {e}"))
-        .and_then(|file| soname_of(&file))
-        .map_err(|what| ElfError(format!("{}: {what}", path.display())))
+/// The word size and machine an ELF file is built for, as its header's first 20 bytes say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// `ELFCLASS64`.
+    pub wide: bool,
+    /// `e_machine`, in the file's byte order.
+    pub machine: u16,
 }
 
-/// [`read_soname`] on an open file; the error says what is wrong, without the path.
-fn soname_of(file: &File) -> Result<Option<String>, String> {
-    let (layout, segments) = program_headers(file)?;
+impl Target {
+    /// From the first 20 bytes of a file; `None` when it is shorter or not ELF.
+    fn of(header: &[u8]) -> Option<Self> {
+        if !header.starts_with(b"\x7fELF") {
+            return None;
+        }
+        let machine = Layout::bytes(header, 18)?;
+        Some(Self {
+            wide: header.get(4) == Some(&2),
+            machine: if header.get(5) == Some(&2) {
+                u16::from_be_bytes(machine)
+            } else {
+                u16::from_le_bytes(machine)
+            },
+        })
+    }
+
+    /// Whether podlab's own processes could load it: the same word size and, on the
+    /// architectures podlab knows, the same machine.
+    pub fn is_native(self) -> bool {
+        let native_machine = match std::env::consts::ARCH {
+            "x86_64" => Some(62),
+            "aarch64" => Some(183),
+            "powerpc64" => Some(21),
+            _ => None,
+        };
+        self.wide == cfg!(target_pointer_width = "64")
+            && native_machine.is_none_or(|machine| machine == self.machine)
+    }
+}
+
+/// What one look at a file tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    /// `None` when the file cannot be read, is shorter than the 20 bytes needed, or is not ELF.
+    pub target: Option<Target>,
+    /// As [`read_soname`].
+    pub soname: Result<Option<String>, ElfError>,
+}
+
+/// The file's [`Target`] and `DT_SONAME`, from one open.
+pub fn inspect(path: &Path) -> Inspection {
+    let mut target = None;
+    let soname = File::open(path)
+        .map_err(|e| format!("cannot open: {e}"))
+        .and_then(|file| {
+            // One read usually covers the ELF header and the program headers that follow it.
+            let header = read_up_to(&file, 0, HEAD_LEN)
+                .map_err(|e| format!("cannot read the elf header: {e}"))?;
+            target = Target::of(&header);
+            soname_of(&file, &header)
+        })
+        .map_err(|what| ElfError(format!("{}: {what}", path.display())));
+    Inspection { target, soname }
+}
+
+/// The library's `DT_SONAME`, or `None` for an ELF file without one (e.g. an executable).
+pub fn read_soname(path: &Path) -> Result<Option<String>, ElfError> {
+    inspect(path).soname
+}
+
+/// [`read_soname`] on an open file whose first [`HEAD_LEN`] bytes (or all, when shorter) are
+/// `header`; the error says what is wrong, without the path.
+fn soname_of(file: &File, header: &[u8]) -> Result<Option<String>, String> {
+    let (layout, segments) = program_headers(file, header)?;
     let Some(dynamic) = segments.iter().find(|s| s.kind == PT_DYNAMIC) else {
         return Ok(None);
     };
@@ -96,11 +161,8 @@ fn soname_of(file: &File) -> Result<Option<String>, String> {
         .map_err(|_| "soname is not utf-8".into())
 }
 
-/// The file's class and byte order, and its program headers.
-fn program_headers(file: &File) -> Result<(Layout, Vec<Segment>), String> {
-    // One read usually covers the ELF header and the program headers that follow it.
-    let header =
-        read_up_to(file, 0, HEAD_LEN).map_err(|e| format!("cannot read the elf header: {e}"))?;
+/// The file's class and byte order, and its program headers; `header` is the file's start.
+fn program_headers(file: &File, header: &[u8]) -> Result<(Layout, Vec<Segment>), String> {
     if !header.starts_with(b"\x7fELF") {
         return Err("not an elf file".into());
     }
@@ -117,9 +179,9 @@ fn program_headers(file: &File) -> Result<(Layout, Vec<Segment>), String> {
         (28, 42, 44)
     };
     let truncated = "truncated elf header";
-    let phoff = layout.word(&header, phoff).ok_or(truncated)?;
-    let phentsize = layout.half(&header, phentsize).ok_or(truncated)?;
-    let phnum = layout.half(&header, phnum).ok_or(truncated)?;
+    let phoff = layout.word(header, phoff).ok_or(truncated)?;
+    let phentsize = layout.half(header, phentsize).ok_or(truncated)?;
+    let phnum = layout.half(header, phnum).ok_or(truncated)?;
     if phnum == PN_XNUM {
         return Err("extended program header count is not supported".into());
     }
@@ -431,6 +493,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "libfoo.so.1.2.3", &shared_object("libfoo.so.1"));
         assert_eq!(read_soname(&path).unwrap().as_deref(), Some("libfoo.so.1"));
+    }
+
+    #[test]
+    fn inspect_tells_the_target_from_one_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let native = inspect(&write(dir.path(), "a.so", &shared_object("liba.so.1")));
+        assert_eq!(native.soname, Ok(Some("liba.so.1".to_owned())));
+        assert_eq!(
+            native.target,
+            Some(Target {
+                wide: true,
+                machine: 62
+            })
+        );
+        // EM_386: Fedora's 32-bit copies.
+        let i386 = inspect(&write(dir.path(), "b.so", &build("libb.so.1", false, false, 3)));
+        assert_eq!(i386.soname, Ok(Some("libb.so.1".to_owned())));
+        let target = i386.target.unwrap();
+        assert!(!target.wide && target.machine == 3 && !target.is_native());
+        if std::env::consts::ARCH == "x86_64" {
+            assert!(native.target.unwrap().is_native());
+            let aarch64 = build("libc.so.1", true, false, 183);
+            let aarch64 = inspect(&write(dir.path(), "c.so", &aarch64));
+            assert!(!aarch64.target.unwrap().is_native());
+        }
+        // A broken ELF file still has a target; too short or not ELF has none.
+        let mut truncated = shared_object("libd.so.1");
+        truncated.truncate(40);
+        let truncated = inspect(&write(dir.path(), "d.so", &truncated));
+        assert!(truncated.soname.is_err() && truncated.target.is_some());
+        for bytes in [&b"\x7fELF\x02\x01"[..], b"#!/bin/sh\nexit 0\n"] {
+            let inspected = inspect(&write(dir.path(), "e.so", bytes));
+            assert!(inspected.soname.is_err() && inspected.target.is_none());
+        }
+        let missing = inspect(&dir.path().join("missing.so"));
+        assert!(missing.soname.is_err() && missing.target.is_none());
+        assert_eq!(read_soname(&dir.path().join("missing.so")), missing.soname);
     }
 
     #[test]

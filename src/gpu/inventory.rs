@@ -6,13 +6,14 @@
 //! `nvidia-caps`, a broken `ld.so.cache`, a truncated library) become [`Warning`]s; only "no
 //! driver at all" is an error.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::rootfs::{self, inside, resolve};
+use super::rootfs::{self, Resolver, inside};
 use super::{DeviceNode, DriverRoots, elf, is_version, ldcache};
 use crate::{Error, Result};
 
@@ -175,11 +176,82 @@ fn library_search_dirs() -> Vec<String> {
     ]
 }
 
+/// One discovery's view of the driver root: each path inside it is resolved, each directory
+/// listed and each file's ELF header read at most once, however many lookups share them.
+struct DriverTree<'a> {
+    resolver: Resolver<'a>,
+    /// Directory entries by directory (as seen inside the root); `None` when unreadable.
+    listings: HashMap<PathBuf, Option<Vec<OsString>>>,
+    /// By host path.
+    elves: HashMap<PathBuf, elf::Inspection>,
+}
+
+impl<'a> DriverTree<'a> {
+    fn new(root: &'a Path) -> Self {
+        Self {
+            resolver: Resolver::new(root),
+            listings: HashMap::new(),
+            elves: HashMap::new(),
+        }
+    }
+
+    fn root(&self) -> &'a Path {
+        self.resolver.root()
+    }
+
+    /// The names in directory `dir` (inside the root), in directory order.
+    fn list(&mut self, dir: &Path) -> Option<&[OsString]> {
+        let root = self.root();
+        self.listings
+            .entry(dir.to_owned())
+            .or_insert_with(|| {
+                let entries = fs::read_dir(rootfs::join(root, dir)).ok()?;
+                Some(
+                    entries
+                        .filter_map(std::result::Result::ok)
+                        .map(|entry| entry.file_name())
+                        .collect(),
+                )
+            })
+            .as_deref()
+    }
+
+    /// The names in `dir` (inside the root) that `keep` accepts, sorted.
+    fn names(&mut self, dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .list(dir)
+            .unwrap_or_default()
+            .iter()
+            .map(|name| name.to_string_lossy().into_owned())
+            .filter(|name| keep(name))
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn inspect(&mut self, host: &Path) -> &elf::Inspection {
+        self.elves
+            .entry(host.to_owned())
+            .or_insert_with(|| elf::inspect(host))
+    }
+
+    /// Whether `host` is an ELF file for another word size or machine than podlab's own, such
+    /// as Fedora's 32-bit `.i686` copies in `/usr/lib`, which share the 64-bit libraries' names
+    /// and SONAMEs. A file that cannot be read or is not ELF is not foreign: it gets its own
+    /// warning.
+    fn foreign(&mut self, host: &Path) -> bool {
+        self.inspect(host)
+            .target
+            .is_some_and(|target| !target.is_native())
+    }
+}
+
 /// Reads everything podlab mounts or names in a CDI spec.
 pub fn discover(roots: &DriverRoots) -> Result<Inventory> {
     let mut warnings = Vec::new();
+    let mut tree = DriverTree::new(&roots.driver_root);
     let proc_version = roots.driver_version();
-    let candidates = libcuda_candidates(roots, &mut warnings);
+    let candidates = libcuda_candidates(&mut tree, &mut warnings);
     let Some(driver_version) = proc_version.or_else(|| candidates.keys().next_back().cloned())
     else {
         return Err(no_driver(roots));
@@ -203,14 +275,14 @@ pub fn discover(roots: &DriverRoots) -> Result<Inventory> {
         });
     }
     let library_dirs: Vec<PathBuf> = library_dirs.iter().cloned().collect();
-    let libraries = libraries(roots, &library_dirs, &driver_version, &mut warnings);
+    let libraries = libraries(&mut tree, &library_dirs, &driver_version, &mut warnings);
     let (gpus, mut node_warnings) = gpus(roots);
     warnings.append(&mut node_warnings);
     let shared_nodes = shared_nodes(roots, &mut warnings);
     let mig = mig_devices(roots, &gpus, &mut warnings);
     Ok(Inventory {
-        binaries: binaries(roots),
-        firmware: firmware(roots, &driver_version),
+        binaries: binaries(&mut tree.resolver),
+        firmware: firmware(&mut tree.resolver, &driver_version),
         ipc: IPC
             .iter()
             .filter(|path| roots.dev_path(path).exists())
@@ -222,8 +294,8 @@ pub fn discover(roots: &DriverRoots) -> Result<Inventory> {
         configs: CONFIGS
             .iter()
             .filter_map(|path| {
-                resolve(&roots.driver_root, Path::new(path))
-                    .filter(|host| host.is_file())
+                tree.resolver
+                    .resolve_file(Path::new(path))
                     .map(|host| HostFile {
                         host,
                         container: PathBuf::from(path),
@@ -246,46 +318,21 @@ fn no_driver(roots: &DriverRoots) -> Error {
     )
 }
 
-/// Whether `path` is an ELF file for another word size or machine than podlab's own, such as
-/// Fedora's 32-bit `.i686` copies in `/usr/lib`, which share the 64-bit libraries' names and
-/// SONAMEs. A file that cannot be read or is not ELF is not foreign: it gets its own warning.
-fn foreign_elf(path: &Path) -> bool {
-    use std::io::Read as _;
-    let mut header = [0u8; 20];
-    let read = fs::File::open(path).and_then(|mut file| file.read_exact(&mut header));
-    if read.is_err() || !header.starts_with(b"\x7fELF") {
-        return false;
-    }
-    let wide = header[4] == 2;
-    let machine = if header[5] == 2 {
-        u16::from_be_bytes([header[18], header[19]])
-    } else {
-        u16::from_le_bytes([header[18], header[19]])
-    };
-    let native_machine = match std::env::consts::ARCH {
-        "x86_64" => Some(62),
-        "aarch64" => Some(183),
-        "powerpc64" => Some(21),
-        _ => None,
-    };
-    wide != cfg!(target_pointer_width = "64") || native_machine.is_some_and(|m| m != machine)
-}
-
 /// `libcuda.so.<version>` files, by version, with the directories (inside the root) holding them.
 fn libcuda_candidates(
-    roots: &DriverRoots,
+    tree: &mut DriverTree,
     warnings: &mut Vec<Warning>,
 ) -> BTreeMap<String, BTreeSet<PathBuf>> {
-    let root = &roots.driver_root;
+    let root = tree.root();
     let mut found: BTreeMap<String, BTreeSet<PathBuf>> = BTreeMap::new();
-    let mut add = |real: &Path| {
+    let mut add = |tree: &mut DriverTree, real: &Path| {
         let Some(name) = real.file_name().and_then(|name| name.to_str()) else {
             return;
         };
         let Some(version) = name.strip_prefix("libcuda.so.").filter(|v| is_version(v)) else {
             return;
         };
-        if foreign_elf(real) {
+        if tree.foreign(real) {
             return;
         }
         if let Some(dir) = real.parent().and_then(|dir| inside(root, dir)) {
@@ -293,18 +340,17 @@ fn libcuda_candidates(
         }
     };
     for dir in library_search_dirs() {
-        let Ok(entries) = fs::read_dir(rootfs::join(root, Path::new(&dir))) else {
-            continue;
-        };
-        for entry in entries.filter_map(std::result::Result::ok) {
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with("libcuda.so.")
-            {
-                if let Some(real) = resolve(root, &Path::new(&dir).join(entry.file_name())) {
-                    add(&real);
-                }
+        let dir = Path::new(&dir);
+        let links: Vec<PathBuf> = tree
+            .list(dir)
+            .unwrap_or_default()
+            .iter()
+            .filter(|name| name.to_string_lossy().starts_with("libcuda.so."))
+            .map(|name| dir.join(name))
+            .collect();
+        for link in links {
+            if let Some(real) = tree.resolver.resolve(&link) {
+                add(tree, &real);
             }
         }
     }
@@ -316,8 +362,8 @@ fn libcuda_candidates(
                     .iter()
                     .filter(|entry| entry.name.starts_with("libcuda.so"))
                 {
-                    if let Some(real) = resolve(root, &entry.path) {
-                        add(&real);
+                    if let Some(real) = tree.resolver.resolve(&entry.path) {
+                        add(tree, &real);
                     }
                 }
             }
@@ -334,43 +380,26 @@ fn libcuda_candidates(
 }
 
 fn libraries(
-    roots: &DriverRoots,
+    tree: &mut DriverTree,
     dirs: &[PathBuf],
     version: &str,
     warnings: &mut Vec<Warning>,
 ) -> Vec<Library> {
-    let root = &roots.driver_root;
     let suffix = format!(".so.{version}");
     let mut files: Vec<(PathBuf, bool)> = Vec::new();
     for dir in dirs {
         for (sub, vdpau) in [(dir.clone(), false), (dir.join("vdpau"), true)] {
-            let Ok(entries) = fs::read_dir(rootfs::join(root, &sub)) else {
-                continue;
-            };
-            let mut names: Vec<String> = entries
-                .filter_map(std::result::Result::ok)
-                .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                .filter(|name| name.ends_with(&suffix))
-                .collect();
-            names.sort();
+            let names = tree.names(&sub, |name| name.ends_with(&suffix));
             files.extend(names.into_iter().map(|name| (sub.join(name), vdpau)));
         }
     }
     for dir in library_search_dirs() {
-        let Ok(entries) = fs::read_dir(rootfs::join(root, Path::new(&dir))) else {
-            continue;
-        };
-        let mut names: Vec<String> = entries
-            .filter_map(std::result::Result::ok)
-            .map(|entry| entry.file_name().to_string_lossy().into_owned())
-            .filter(|name| {
-                EGL_PLATFORM_LIBS.iter().any(|prefix| {
-                    name.strip_prefix(prefix)
-                        .is_some_and(|v| v.split('.').count() >= 3)
-                })
+        let names = tree.names(Path::new(&dir), |name| {
+            EGL_PLATFORM_LIBS.iter().any(|prefix| {
+                name.strip_prefix(prefix)
+                    .is_some_and(|v| v.split('.').count() >= 3)
             })
-            .collect();
-        names.sort();
+        });
         files.extend(
             names
                 .into_iter()
@@ -381,15 +410,18 @@ fn libraries(
     let mut seen_sonames = BTreeSet::new();
     let mut out = Vec::new();
     for (path, vdpau) in files {
-        let Some(host) = resolve(root, &path).filter(|host| host.is_file() && !foreign_elf(host))
+        let Some(host) = tree
+            .resolver
+            .resolve_file(&path)
+            .filter(|host| !tree.foreign(host))
         else {
             continue;
         };
         if !seen_hosts.insert(host.clone()) {
             continue;
         }
-        let soname = match elf::read_soname(&host) {
-            Ok(Some(soname)) => soname,
+        let soname = match &tree.inspect(&host).soname {
+            Ok(Some(soname)) => soname.clone(),
             Ok(None) => host
                 .file_name()
                 .map(|name| name.to_string_lossy().into_owned())
@@ -537,31 +569,25 @@ fn shared_nodes(roots: &DriverRoots, warnings: &mut Vec<Warning>) -> Vec<DeviceN
 /// MIG devices: instances listed under `/proc/driver/nvidia/capabilities/gpu<minor>/mig/`,
 /// with capability node minors from `/proc/driver/nvidia-caps/mig-minors`.
 fn mig_devices(roots: &DriverRoots, gpus: &[Gpu], warnings: &mut Vec<Warning>) -> Vec<MigDevice> {
+    let mig_dirs: Vec<PathBuf> = gpus
+        .iter()
+        .map(|gpu| {
+            roots.dev_path(&format!(
+                "/proc/driver/nvidia/capabilities/gpu{}/mig",
+                gpu.minor
+            ))
+        })
+        .collect();
+    let gis: Vec<Vec<u32>> = mig_dirs.iter().map(|dir| numbered(dir, "gi")).collect();
+    // The driver writes `mig-minors` on every host, MIG or not (a few thousand lines), and
+    // `/dev/nvidia-caps` is made only when needed: both matter only where MIG instances exist.
+    if gis.iter().all(Vec::is_empty) {
+        return Vec::new();
+    }
     let Ok(minors_text) = fs::read_to_string(roots.dev_path("/proc/driver/nvidia-caps/mig-minors"))
     else {
         return Vec::new();
     };
-    let cap_minors: BTreeMap<&str, u32> = minors_text
-        .lines()
-        .filter_map(|line| {
-            let (name, minor) = line.split_once(' ')?;
-            Some((name, minor.trim().parse().ok()?))
-        })
-        .collect();
-    let mig_dir = |gpu: &Gpu| {
-        roots.dev_path(&format!(
-            "/proc/driver/nvidia/capabilities/gpu{}/mig",
-            gpu.minor
-        ))
-    };
-    // The driver writes `mig-minors` on every host, MIG or not, and `/dev/nvidia-caps` is
-    // made only when needed: its absence matters only where MIG instances exist.
-    if gpus
-        .iter()
-        .all(|gpu| numbered(&mig_dir(gpu), "gi").is_empty())
-    {
-        return Vec::new();
-    }
     if fs::read_dir(roots.dev_path("/dev/nvidia-caps")).is_err() {
         warnings.push(Warning {
             message: "/dev/nvidia-caps is missing or unreadable: MIG devices are left out"
@@ -572,25 +598,54 @@ fn mig_devices(roots: &DriverRoots, gpus: &[Gpu], warnings: &mut Vec<Warning>) -
         });
         return Vec::new();
     }
+    // Each GPU's (gi, ci) pairs, sorted.
+    let instances: Vec<Vec<(u32, u32)>> = mig_dirs
+        .iter()
+        .zip(gis)
+        .map(|(dir, gis)| {
+            let mut pairs: Vec<(u32, u32)> = gis
+                .into_iter()
+                .flat_map(|gi| {
+                    numbered(&dir.join(format!("gi{gi}")), "ci")
+                        .into_iter()
+                        .map(move |ci| (gi, ci))
+                })
+                .collect();
+            pairs.sort_unstable();
+            pairs
+        })
+        .collect();
+    // The capability names those instances need, looked up in one pass over the file.
+    let keys = |minor: u32, gi: u32, ci: u32| {
+        [
+            format!("gpu{minor}/gi{gi}/access"),
+            format!("gpu{minor}/gi{gi}/ci{ci}/access"),
+        ]
+    };
+    let mut cap_minors: HashMap<String, Option<u32>> = gpus
+        .iter()
+        .zip(&instances)
+        .flat_map(|(gpu, pairs)| pairs.iter().flat_map(|&(gi, ci)| keys(gpu.minor, gi, ci)))
+        .map(|key| (key, None))
+        .collect();
+    for line in minors_text.lines() {
+        let Some((name, minor)) = line.split_once(' ') else {
+            continue;
+        };
+        if let Some(slot) = cap_minors.get_mut(name) {
+            // As in a map built from every line: a later valid line wins.
+            if let Ok(minor) = minor.trim().parse() {
+                *slot = Some(minor);
+            }
+        }
+    }
     let mut out = Vec::new();
-    for gpu in gpus {
-        let mig_dir = mig_dir(gpu);
-        let mut instances: Vec<(u32, u32)> = numbered(&mig_dir, "gi")
-            .into_iter()
-            .flat_map(|gi| {
-                numbered(&mig_dir.join(format!("gi{gi}")), "ci")
-                    .into_iter()
-                    .map(move |ci| (gi, ci))
-            })
-            .collect();
-        instances.sort_unstable();
-        for (index, (gi, ci)) in (0u32..).zip(instances) {
-            let gi_key = format!("gpu{}/gi{gi}/access", gpu.minor);
-            let ci_key = format!("gpu{}/gi{gi}/ci{ci}/access", gpu.minor);
-            let caps: Option<Vec<DeviceNode>> = [gi_key, ci_key]
+    for (gpu, pairs) in gpus.iter().zip(instances) {
+        for (index, (gi, ci)) in (0u32..).zip(pairs) {
+            let caps: Option<Vec<DeviceNode>> = keys(gpu.minor, gi, ci)
                 .iter()
                 .map(|key| {
-                    let minor = cap_minors.get(key.as_str())?;
+                    let minor = cap_minors.get(key.as_str()).copied().flatten()?;
                     roots.device_node(&PathBuf::from(format!(
                         "/dev/nvidia-caps/nvidia-cap{minor}"
                     )))
@@ -641,13 +696,13 @@ fn numbered(dir: &Path, prefix: &str) -> Vec<u32> {
         .collect()
 }
 
-fn binaries(roots: &DriverRoots) -> Vec<HostFile> {
+fn binaries(resolver: &mut Resolver) -> Vec<HostFile> {
     BINARIES
         .iter()
         .filter_map(|name| {
             BINARY_DIRS.iter().find_map(|dir| {
-                resolve(&roots.driver_root, &Path::new(dir).join(name))
-                    .filter(|host| host.is_file())
+                resolver
+                    .resolve_file(&Path::new(dir).join(name))
                     .map(|host| HostFile {
                         host,
                         container: Path::new("/usr/bin").join(name),
@@ -657,11 +712,11 @@ fn binaries(roots: &DriverRoots) -> Vec<HostFile> {
         .collect()
 }
 
-fn firmware(roots: &DriverRoots, version: &str) -> Vec<HostFile> {
+fn firmware(resolver: &mut Resolver, version: &str) -> Vec<HostFile> {
     let mut out = Vec::new();
     for base in ["/lib/firmware/nvidia", "/usr/lib/firmware/nvidia"] {
         let dir = Path::new(base).join(version);
-        let Some(host_dir) = resolve(&roots.driver_root, &dir) else {
+        let Some(host_dir) = resolver.resolve(&dir) else {
             continue;
         };
         let Ok(entries) = fs::read_dir(&host_dir) else {

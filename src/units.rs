@@ -1,0 +1,379 @@
+//! Quadlet units on this host: what a session becomes as a service (the image's user, how
+//! GPUs reach it), and podlab's own unit directory.
+//!
+//! podlab installs into `~/.config/containers/systemd/podlab/`, a directory of its own:
+//! quadlet drops every unit of a directory when one file there fails to parse, so a broken
+//! file of the user's never takes podlab's units down, nor the other way round. In it podlab
+//! replaces only files that carry its header and still match their checksum (an edited file
+//! needs `--force`), never touches a file without the header, checks every file of a set
+//! before writing any, and writes atomically.
+
+use std::fs;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::atomic;
+use crate::capabilities::{Capabilities, Feature, UnitType};
+use crate::cdi::store;
+use crate::emit::quadlet::unit::{Origin, origin};
+use crate::plan::{self, ContainerPlan, GpuMode, GpuPlan, Mode, UserNs};
+use crate::session::{Port, Protocol, Session, UserMapping};
+use crate::{Error, Result};
+
+/// podlab's subdirectory of the user's quadlet directory.
+pub const SUBDIR: &str = "podlab";
+
+/// `$XDG_CONFIG_HOME/containers/systemd/podlab` (`~/.config/...` by default), where quadlet
+/// looks for a user's units (it searches subdirectories).
+pub fn unit_dir() -> Result<PathBuf> {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|home| !home.is_empty())
+                .map(|home| PathBuf::from(home).join(".config"))
+        })
+        .ok_or_else(|| {
+            Error::env("neither XDG_CONFIG_HOME nor HOME is set").hint("export HOME=/home/$USER")
+        })?;
+    Ok(config.join("containers/systemd").join(SUBDIR))
+}
+
+/// The host decisions for a unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub container: ContainerPlan,
+    /// A user spec directory the unit must name (`--cdi-spec-dir`, 5.5+).
+    pub cdi_spec_dir: Option<PathBuf>,
+    pub notices: Vec<String>,
+}
+
+/// The image's `User` and, when it names a user, its `/etc/passwd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUser {
+    pub user: String,
+    pub passwd: Option<String>,
+}
+
+/// Plans `session` as the unit `name` for the target Podman. `image_user`: the image's user,
+/// needed by `--user-map auto` (`None`: the image is not local, so plain keep-id).
+pub fn plan(
+    session: &Session,
+    caps: &Capabilities,
+    name: &str,
+    image_user: Option<&ImageUser>,
+) -> Result<Planned> {
+    let mut notices = Vec::new();
+    let userns = if let Some(image) = image_user {
+        plan::plan_user(session.user_map, &image.user, image.passwd.as_deref())
+    } else {
+        if session.user_map == UserMapping::Auto {
+            notices.push(format!(
+                "image {} is not in the local store: mapping your user with plain keep-id (pass --user-map UID:GID to map onto the image's user)",
+                session.image.reference()
+            ));
+        }
+        plan::plan_user(session.user_map, "", None)
+    };
+    let (gpus, cdi_spec_dir) = plan_gpus(session, caps)?;
+    notices.extend(gpus.notices.iter().map(|notice| notice.message.clone()));
+    let home =
+        (userns == UserNs::KeepId && !session.env.contains_key("HOME")).then(|| "/tmp".to_owned());
+    Ok(Planned {
+        container: ContainerPlan {
+            name: name.to_owned(),
+            mode: Mode {
+                kind: "service",
+                tty: false,
+                stdin: false,
+                remove: true,
+            },
+            userns,
+            home,
+            label_disable: !gpus.names.is_empty() && plan::selinux_enforcing(),
+            gpus,
+        },
+        cdi_spec_dir,
+        notices,
+    })
+}
+
+/// GPUs as `podlab run` plans them; where that would inline them, a fresh spec in the user's
+/// own CDI directory serves instead on Podman 5.5 and newer, named with `--cdi-spec-dir`.
+pub fn plan_gpus(session: &Session, caps: &Capabilities) -> Result<(GpuPlan, Option<PathBuf>)> {
+    let mut gpus = plan::plan_gpus(&session.gpus, &session.driver_roots, caps)?;
+    if !matches!(gpus.mode, GpuMode::Inline(_)) || !caps.has(Feature::CdiSpecDirFlag) {
+        return Ok((gpus, None));
+    }
+    let Ok(dir) = store::user_dir() else {
+        return Ok((gpus, None));
+    };
+    match plan::cdi_names_in(std::slice::from_ref(&dir), &gpus.names) {
+        Some(names) => {
+            gpus.mode = GpuMode::Cdi(names);
+            gpus.notices.clear();
+            Ok((gpus, Some(dir)))
+        }
+        None => Ok((gpus, None)),
+    }
+}
+
+/// What happened to a unit file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Created,
+    Replaced,
+    Unchanged,
+}
+
+/// Writes `files` (file name, text) into `dir`, all or none: every target is checked first.
+pub async fn install(
+    dir: &Path,
+    files: &[(String, String)],
+    force: bool,
+) -> Result<Vec<(PathBuf, Written)>> {
+    fs::create_dir_all(dir).map_err(|err| {
+        Error::env(format!("cannot create {}: {err}", dir.display()))
+            .hint("check that your config directory is writable")
+    })?;
+    let _lock = atomic::lock(
+        &dir.join(".podlab.lock"),
+        std::time::Duration::from_secs(10),
+    )
+    .await?;
+    let mut plan = Vec::new();
+    for (file, text) in files {
+        let path = dir.join(file);
+        let outcome = match fs::read_to_string(&path) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Written::Created,
+            Err(err) => {
+                return Err(Error::env(format!("cannot read {}: {err}", path.display())));
+            }
+            Ok(existing) => {
+                ours(&path, &existing, force)?;
+                if existing == *text {
+                    Written::Unchanged
+                } else {
+                    Written::Replaced
+                }
+            }
+        };
+        plan.push((path, text, outcome));
+    }
+    let mut done = Vec::new();
+    for (path, text, outcome) in plan {
+        if outcome != Written::Unchanged {
+            atomic::write_file(&path, text.as_bytes(), 0o644)?;
+        }
+        done.push((path, outcome));
+    }
+    Ok(done)
+}
+
+/// Fails unless `path` is podlab's (and unedited, unless `force`).
+fn ours(path: &Path, text: &str, force: bool) -> Result<()> {
+    match origin(text) {
+        Origin::Unedited => Ok(()),
+        Origin::Edited if force => Ok(()),
+        Origin::Edited => Err(Error::user(format!(
+            "{} was edited since podlab wrote it: podlab leaves it alone",
+            path.display()
+        ))
+        .hint("pass --force to replace or remove it anyway (your edits are lost)")),
+        Origin::Foreign => Err(Error::user(format!(
+            "{} was not written by podlab: podlab never touches it",
+            path.display()
+        ))
+        .hint("pick another --name, or move that file away yourself")),
+    }
+}
+
+/// Removes podlab's unit files named `name` (any unit type) from `dir`.
+pub async fn remove(dir: &Path, name: &str, force: bool) -> Result<Vec<PathBuf>> {
+    let candidates: Vec<PathBuf> = UnitType::ALL
+        .iter()
+        .map(|unit| dir.join(format!("{name}.{}", unit.extension())))
+        .filter(|path| path.is_file())
+        .collect();
+    if candidates.is_empty() {
+        let known = installed(dir);
+        return Err(
+            Error::user(format!("no unit {name} in {}", dir.display())).hint(if known.is_empty() {
+                "podlab has installed no units (podlab quadlet install)".to_owned()
+            } else {
+                format!("podlab's units there: {}", known.join(", "))
+            }),
+        );
+    }
+    let _lock = atomic::lock(
+        &dir.join(".podlab.lock"),
+        std::time::Duration::from_secs(10),
+    )
+    .await?;
+    for path in &candidates {
+        let text = fs::read_to_string(path)
+            .map_err(|err| Error::env(format!("cannot read {}: {err}", path.display())))?;
+        ours(path, &text, force)?;
+    }
+    for path in &candidates {
+        fs::remove_file(path)
+            .map_err(|err| Error::env(format!("cannot remove {}: {err}", path.display())))?;
+    }
+    Ok(candidates)
+}
+
+/// The names of the units podlab wrote in `dir`.
+fn installed(dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(std::result::Result::ok)
+        .filter(|entry| {
+            fs::read_to_string(entry.path()).is_ok_and(|text| origin(&text) != Origin::Foreign)
+        })
+        .filter_map(|entry| {
+            let path = entry.path();
+            path.file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Fails when one of `ports` is taken on this host: the service could not start.
+pub fn check_ports(ports: &[Port]) -> Result<()> {
+    for port in ports {
+        let address = (port.host_ip, port.host_port);
+        let free = match port.protocol {
+            Protocol::Tcp => TcpListener::bind(address).is_ok(),
+            Protocol::Udp => UdpSocket::bind(address).is_ok(),
+        };
+        if !free {
+            return Err(Error::user(format!(
+                "port {port} is in use on this host: the service could not start"
+            ))
+            .hint("publish another host port (-p HOST:CTR), or stop what listens there"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a systemd user instance runs for this user (its private socket exists).
+pub fn systemd_user_instance() -> bool {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .is_some_and(|dir| Path::new(&dir).join("systemd/private").exists())
+}
+
+/// Whether lingering is on for this user (their services outlive their sessions).
+pub fn lingering() -> bool {
+    let user = rustix::process::getuid().as_raw();
+    let name = std::env::var("USER").unwrap_or_else(|_| user.to_string());
+    Path::new("/var/lib/systemd/linger").join(name).exists()
+}
+
+/// Runs `systemctl --user ARGS`.
+pub fn systemctl(args: &[&str]) -> Result<()> {
+    let status = Command::new("systemctl")
+        .arg("--user")
+        .args(args)
+        .status()
+        .map_err(|err| Error::env(format!("cannot run systemctl: {err}")))?;
+    if status.success() {
+        return Ok(());
+    }
+    Err(Error::env(format!(
+        "systemctl --user {} failed ({status})",
+        args.join(" ")
+    ))
+    .hint("see journalctl --user -xe"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::PodmanVersion;
+    use crate::emit::quadlet::unit::{Body, Container, Install, Service, Unit};
+
+    fn text(image: &str) -> String {
+        Unit {
+            name: "demo".into(),
+            description: "d".into(),
+            body: Body::Container(Box::new(Container {
+                image: image.into(),
+                ..Container::default()
+            })),
+            service: Service {
+                timeout_start_sec: 900,
+            },
+            install: Install { wanted_by: vec![] },
+        }
+        .render(&Capabilities::for_version(PodmanVersion::new(5, 4, 2)))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn installs_replaces_and_refuses_edited_or_foreign_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let units = dir.path().join("podlab");
+        let one = vec![("demo.container".to_owned(), text("a"))];
+        let written = install(&units, &one, false).await.unwrap();
+        assert_eq!(written[0].1, Written::Created);
+        assert_eq!(
+            install(&units, &one, false).await.unwrap()[0].1,
+            Written::Unchanged
+        );
+        let two = vec![("demo.container".to_owned(), text("b"))];
+        assert_eq!(
+            install(&units, &two, false).await.unwrap()[0].1,
+            Written::Replaced
+        );
+
+        let path = units.join("demo.container");
+        let edited = fs::read_to_string(&path).unwrap() + "Environment=X=1\n";
+        fs::write(&path, &edited).unwrap();
+        let err = install(&units, &one, false).await.unwrap_err().to_string();
+        assert!(err.contains("was edited since podlab wrote it"), "{err}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), edited, "left unchanged");
+        assert!(remove(&units, "demo", false).await.is_err());
+        assert_eq!(
+            install(&units, &one, true).await.unwrap()[0].1,
+            Written::Replaced
+        );
+
+        fs::write(units.join("mine.container"), "[Container]\nImage=x\n").unwrap();
+        let set = vec![
+            ("ok.container".to_owned(), text("a")),
+            ("mine.container".to_owned(), text("a")),
+        ];
+        let err = install(&units, &set, true).await.unwrap_err().to_string();
+        assert!(err.contains("was not written by podlab"), "{err}");
+        assert!(!units.join("ok.container").exists(), "all or none");
+        assert!(remove(&units, "mine", true).await.is_err());
+        assert!(units.join("mine.container").exists());
+
+        assert_eq!(
+            remove(&units, "demo", false).await.unwrap(),
+            [units.join("demo.container")]
+        );
+        let err = remove(&units, "demo", false).await.unwrap_err();
+        assert_eq!(
+            err.hint_text(),
+            Some("podlab has installed no units (podlab quadlet install)")
+        );
+    }
+
+    #[test]
+    fn a_port_in_use_is_refused() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port: Port = format!("127.0.0.1:{0}:80", taken.local_addr().unwrap().port())
+            .parse()
+            .unwrap();
+        let err = check_ports(&[port]).unwrap_err().to_string();
+        assert!(err.contains("is in use on this host"), "{err}");
+    }
+}
