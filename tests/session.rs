@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use common::{Run, TestHost, host, listening, wait_for};
+use common::{Run, TestHost, exclusive_socket, host, listening, shared_socket, wait_for};
 
 const SYSTEM_SPEC: &str = "/etc/cdi/podlab-nvidia.yaml";
 
@@ -60,6 +60,7 @@ fn project_name(dir: &Path) -> String {
 #[test]
 fn run_propagates_exit_code_ownership_and_shm_size() {
     let Some(host) = host() else { return };
+    let _socket = shared_socket();
     let project = host.user_dir("run-basics");
     let script =
         "touch /workspace/made-inside; df -k /dev/shm | tail -1; echo to-stderr >&2; exit 3";
@@ -101,6 +102,7 @@ fn run_propagates_exit_code_ownership_and_shm_size() {
 #[test]
 fn the_image_user_is_mapped_to_the_host_user() {
     let Some(host) = host() else { return };
+    let _socket = shared_socket();
     let project = host.user_dir("userns");
     // The test image has user dev (1000); --user-map 1000:1000 maps the host user onto it.
     let run = podlab(
@@ -146,6 +148,7 @@ fn the_image_user_is_mapped_to_the_host_user() {
 #[test]
 fn fake_gpus_inline_without_a_system_spec() {
     let Some(host) = host() else { return };
+    let _socket = shared_socket();
     let _spec = spec_lock();
     let _ = fs::remove_file(SYSTEM_SPEC);
     let project = host.user_dir("gpu-inline");
@@ -180,6 +183,7 @@ fn fake_gpus_inline_without_a_system_spec() {
 #[test]
 fn fake_gpus_by_cdi_name_with_a_system_spec() {
     let Some(host) = host() else { return };
+    let _socket = shared_socket();
     let _spec = spec_lock();
     let root = host.nvidia_root.display().to_string();
     host.podlab_as_root(&[
@@ -241,6 +245,7 @@ fn fake_gpus_by_cdi_name_with_a_system_spec() {
 #[test]
 fn ports_are_published_on_loopback_only_and_a_busy_port_fails_cleanly() {
     let Some(host) = host() else { return };
+    let _socket = shared_socket();
     let project = host.user_dir("ports");
     let serve = "while true; do echo hi-from-container | nc -l -p 8080; done";
     let args = [
@@ -306,6 +311,7 @@ fn ports_are_published_on_loopback_only_and_a_busy_port_fails_cleanly() {
 #[test]
 fn bad_input_fails_clearly_and_leaves_nothing() {
     let Some(host) = host() else { return };
+    let _socket = shared_socket();
     let project = host.user_dir("bad-input");
     let run = podlab(
         host,
@@ -365,6 +371,7 @@ fn bad_input_fails_clearly_and_leaves_nothing() {
 #[test]
 fn ctrl_c_stops_the_job_and_removes_its_container() {
     let Some(host) = host() else { return };
+    let _socket = shared_socket();
     let project = host.user_dir("ctrl-c");
     let name = "podlab-e2e-ctrl-c";
     let mut child = std::process::Command::new("runuser")
@@ -419,5 +426,69 @@ fn ctrl_c_stops_the_job_and_removes_its_container() {
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(130));
     assert_none_left(host, &project);
+    let _ = fs::remove_dir_all(project);
+}
+
+#[test]
+fn a_socket_that_dies_mid_job_is_a_clear_error_and_leaves_no_container() {
+    let Some(host) = host() else { return };
+    let _socket = exclusive_socket();
+    let project = host.user_dir("socket-dies");
+    let name = "podlab-e2e-socket-dies";
+    let _ = host.command("podman", &["rm", "-f", name]).output();
+    let mut child = std::process::Command::new("runuser")
+        .args(["-u", &host.user, "--", "env", "-i"])
+        .arg(format!("HOME={}", host.home.display()))
+        .arg(format!("XDG_RUNTIME_DIR={}", host.runtime_dir.display()))
+        .arg("PATH=/usr/bin:/bin:/usr/sbin:/sbin")
+        .arg("PODMAN_IGNORE_CGROUPSV1_WARNING=1")
+        .arg(&host.podlab)
+        .args([
+            "run",
+            "--gpus",
+            "none",
+            "--image",
+            &host.image,
+            "--name",
+            name,
+            "--",
+            "sleep",
+            "60",
+        ])
+        .current_dir(&project)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn podlab run");
+    let running = || {
+        let args = [
+            "ps",
+            "--filter",
+            "status=running",
+            "--filter",
+            &format!("name={name}"),
+            "--format",
+            "{{.Names}}",
+        ];
+        host.command("podman", &args).output().stdout.contains(name)
+    };
+    wait_for("the job to run", running);
+    host.stop_user_socket();
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // podlab reached Podman again through its own service to remove the job.
+    let private_pid = host.runtime_dir.join("podlab/service.pid");
+    host.start_user_socket();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("error: lost the podman socket"), "{stderr}");
+    assert!(stderr.contains("hint: "), "{stderr}");
+    assert!(stderr.contains(&format!("removed {name}")), "{stderr}");
+    assert_none_left(host, &project);
+    if let Ok(pid) = fs::read_to_string(private_pid) {
+        let _ = std::process::Command::new("kill")
+            .arg(pid.trim())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
     let _ = fs::remove_dir_all(project);
 }
