@@ -196,18 +196,17 @@ async fn remove_after_lost_socket(err: Error, connect: &ConnectOptions, name: &s
     if !err.message().starts_with("lost the") {
         return err;
     }
-    match crate::engine::connect(connect).await {
-        Ok(connected) => {
-            use crate::engine::Engine as _;
-            match connected.engine.stop_and_remove(name, 0).await {
-                Ok(()) => tracing::warn!(
-                    "removed {name} through {}",
-                    connected.connection.socket.display()
-                ),
-                Err(cleanup) => tracing::warn!("could not remove {name}: {}", cleanup.message()),
-            }
+    if let Ok(connected) = crate::engine::connect(connect).await {
+        use crate::engine::Engine as _;
+        match connected.engine.stop_and_remove(name, 0).await {
+            Ok(()) => tracing::warn!(
+                "removed {name} through {}",
+                connected.connection.socket.display()
+            ),
+            Err(cleanup) => tracing::warn!("could not remove {name}: {}", cleanup.message()),
         }
-        Err(_) => tracing::warn!("{name} may still exist: remove it with podman rm -f {name}"),
+    } else {
+        tracing::warn!("{name} may still exist: remove it with podman rm -f {name}");
     }
     err
 }
