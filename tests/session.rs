@@ -492,3 +492,70 @@ fn a_socket_that_dies_mid_job_is_a_clear_error_and_leaves_no_container() {
     }
     let _ = fs::remove_dir_all(project);
 }
+
+#[test]
+fn code_prints_the_attach_uri_without_vscode_and_runs_code_when_present() {
+    let Some(host) = host() else { return };
+    let _socket = shared_socket();
+    let project = host.user_dir("code");
+    let args = [
+        "run",
+        "-d",
+        "--gpus",
+        "none",
+        "--image",
+        &host.image,
+        "--",
+        "sleep",
+        "60",
+    ];
+    let name = podlab(host, &project, &args)
+        .expect_code(0)
+        .stdout
+        .trim()
+        .to_owned();
+    let run = podlab(host, &project, &["code", &name]);
+    let uri = run.expect_code(0).stdout.trim().to_owned();
+    let hex: String = format!("{{\"containerName\":\"/{name}\"}}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        uri,
+        format!("vscode-remote://attached-container+{hex}/workspace")
+    );
+
+    // A `code` on PATH is run with the URI.
+    let bin = host.user_dir("code-bin");
+    let record = bin.join("args");
+    let script = format!("#!/bin/sh\necho \"$@\" > {}\n", record.display());
+    fs::write(bin.join("code"), script).expect("write fake code");
+    fs::set_permissions(
+        bin.join("code"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let _ = std::process::Command::new("chown")
+        .arg(format!("{}:{}", host.uid, host.gid))
+        .arg(bin.join("code"))
+        .status();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let run = host
+        .podlab(&["code", &name])
+        .cwd(&project)
+        .env("PATH", &path)
+        .output();
+    assert!(run.expect_code(0).stdout.is_empty(), "{}", run.stdout);
+    assert_eq!(
+        fs::read_to_string(&record).expect("code was run").trim(),
+        format!("--folder-uri {uri}")
+    );
+
+    host.command("podman", &["rm", "-f", "-t", "0", &name])
+        .output()
+        .expect_code(0);
+    let run = podlab(host, &project, &["code", &name]);
+    run.expect_code(1);
+    let _ = fs::remove_dir_all(project);
+    let _ = fs::remove_dir_all(bin);
+}

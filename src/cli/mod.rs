@@ -5,6 +5,7 @@
 
 mod build;
 mod cdi;
+mod code;
 mod config;
 mod doctor;
 mod exec;
@@ -87,6 +88,8 @@ pub enum Command {
     Build(build::Args),
     /// Pull an image through the API.
     Pull(pull::Args),
+    /// Open VS Code attached to a running session (or print the attach URI).
+    Code(code::Args),
     /// Run a command in a new container of the session, as one job, and return its exit code.
     Run(run::Args),
     /// Open an interactive shell in a new container of the session.
@@ -155,6 +158,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Build(args) => build::run(args, &connect).await,
         Command::Pull(args) => pull::run(&args, &connect).await,
         Command::Run(args) => run::run(args, &connect).await,
+        Command::Code(args) => code::run(&args, &connect).await,
         Command::Shell(args) => shell::run(args, &connect).await,
         Command::Exec(args) => exec::run(&args, &connect).await,
         Command::Ps(args) => ps::run(&args, &connect).await,
