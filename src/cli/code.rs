@@ -26,27 +26,24 @@ pub async fn run(args: &Args, connect: &ConnectOptions) -> Result<u8> {
             .hint("start a session that stays up: podlab run -d -- sleep infinity, or podlab shell --keep"));
     }
     let uri = attach_uri(&session.name, &args.folder);
-    match which::which("code") {
-        Ok(code) => {
-            let status = std::process::Command::new(&code)
-                .args(["--folder-uri", &uri])
-                .status()
-                .map_err(|err| Error::env(format!("cannot run {}: {err}", code.display())))?;
-            if !status.success() {
-                return Err(Error::env(format!(
-                    "{} --folder-uri {uri} failed ({status})",
-                    code.display()
-                ))
-                .hint("open the URI yourself in VS Code with the Dev Containers extension"));
-            }
+    if let Ok(code) = which::which("code") {
+        let status = std::process::Command::new(&code)
+            .args(["--folder-uri", &uri])
+            .status()
+            .map_err(|err| Error::env(format!("cannot run {}: {err}", code.display())))?;
+        if !status.success() {
+            return Err(Error::env(format!(
+                "{} --folder-uri {uri} failed ({status})",
+                code.display()
+            ))
+            .hint("open the URI yourself in VS Code with the Dev Containers extension"));
         }
-        Err(_) => {
-            tracing::warn!(
-                "`code` is not on PATH: open this URI in VS Code (Dev Containers extension, with \
-                 dev.containers.dockerPath set to podman)"
-            );
-            print_result(&format!("{uri}\n"))?;
-        }
+    } else {
+        tracing::warn!(
+            "`code` is not on PATH: open this URI in VS Code (Dev Containers extension, with \
+             dev.containers.dockerPath set to podman)"
+        );
+        print_result(&format!("{uri}\n"))?;
     }
     Ok(0)
 }
