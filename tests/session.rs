@@ -436,7 +436,7 @@ fn a_socket_that_dies_mid_job_is_a_clear_error_and_leaves_no_container() {
     let project = host.user_dir("socket-dies");
     let name = "podlab-e2e-socket-dies";
     let _ = host.command("podman", &["rm", "-f", name]).output();
-    let mut child = std::process::Command::new("runuser")
+    let child = std::process::Command::new("runuser")
         .args(["-u", &host.user, "--", "env", "-i"])
         .arg(format!("HOME={}", host.home.display()))
         .arg(format!("XDG_RUNTIME_DIR={}", host.runtime_dir.display()))
@@ -516,10 +516,14 @@ fn code_prints_the_attach_uri_without_vscode_and_runs_code_when_present() {
         .to_owned();
     let run = podlab(host, &project, &["code", &name]);
     let uri = run.expect_code(0).stdout.trim().to_owned();
-    let hex: String = format!("{{\"containerName\":\"/{name}\"}}")
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex: String =
+        format!("{{\"containerName\":\"/{name}\"}}")
+            .bytes()
+            .fold(String::new(), |mut out, b| {
+                use std::fmt::Write as _;
+                let _ = write!(out, "{b:02x}");
+                out
+            });
     assert_eq!(
         uri,
         format!("vscode-remote://attached-container+{hex}/workspace")

@@ -508,7 +508,11 @@ mod tests {
             })
         );
         // EM_386: Fedora's 32-bit copies.
-        let i386 = inspect(&write(dir.path(), "b.so", &build("libb.so.1", false, false, 3)));
+        let i386 = inspect(&write(
+            dir.path(),
+            "b.so",
+            &build("libb.so.1", false, false, 3),
+        ));
         assert_eq!(i386.soname, Ok(Some("libb.so.1".to_owned())));
         let target = i386.target.unwrap();
         assert!(!target.wide && target.machine == 3 && !target.is_native());

@@ -566,6 +566,21 @@ fn shared_nodes(roots: &DriverRoots, warnings: &mut Vec<Warning>) -> Vec<DeviceN
     nodes
 }
 
+/// Fills in the minors of the wanted capability names from `mig-minors` text (`NAME MINOR`
+/// lines); as in a map built from every line, a later valid line wins.
+fn fill_cap_minors(text: &str, wanted: &mut HashMap<String, Option<u32>>) {
+    for line in text.lines() {
+        let Some((name, minor)) = line.split_once(' ') else {
+            continue;
+        };
+        if let Some(slot) = wanted.get_mut(name) {
+            if let Ok(minor) = minor.trim().parse() {
+                *slot = Some(minor);
+            }
+        }
+    }
+}
+
 /// MIG devices: instances listed under `/proc/driver/nvidia/capabilities/gpu<minor>/mig/`,
 /// with capability node minors from `/proc/driver/nvidia-caps/mig-minors`.
 fn mig_devices(roots: &DriverRoots, gpus: &[Gpu], warnings: &mut Vec<Warning>) -> Vec<MigDevice> {
@@ -628,17 +643,7 @@ fn mig_devices(roots: &DriverRoots, gpus: &[Gpu], warnings: &mut Vec<Warning>) -
         .flat_map(|(gpu, pairs)| pairs.iter().flat_map(|&(gi, ci)| keys(gpu.minor, gi, ci)))
         .map(|key| (key, None))
         .collect();
-    for line in minors_text.lines() {
-        let Some((name, minor)) = line.split_once(' ') else {
-            continue;
-        };
-        if let Some(slot) = cap_minors.get_mut(name) {
-            // As in a map built from every line: a later valid line wins.
-            if let Ok(minor) = minor.trim().parse() {
-                *slot = Some(minor);
-            }
-        }
-    }
+    fill_cap_minors(&minors_text, &mut cap_minors);
     let mut out = Vec::new();
     for (gpu, pairs) in gpus.iter().zip(instances) {
         for (index, (gi, ci)) in (0u32..).zip(pairs) {
