@@ -374,14 +374,8 @@ fn ctrl_c_stops_the_job_and_removes_its_container() {
     let _socket = shared_socket();
     let project = host.user_dir("ctrl-c");
     let name = "podlab-e2e-ctrl-c";
-    let mut child = std::process::Command::new("runuser")
-        .args(["-u", &host.user, "--", "env", "-i"])
-        .arg(format!("HOME={}", host.home.display()))
-        .arg(format!("XDG_RUNTIME_DIR={}", host.runtime_dir.display()))
-        .arg("PATH=/usr/bin:/bin:/usr/sbin:/sbin")
-        .arg("PODMAN_IGNORE_CGROUPSV1_WARNING=1")
-        .arg(&host.podlab)
-        .args([
+    let mut child = host
+        .podlab(&[
             "run",
             "--gpus",
             "none",
@@ -393,10 +387,8 @@ fn ctrl_c_stops_the_job_and_removes_its_container() {
             "sleep",
             "60",
         ])
-        .current_dir(&project)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn podlab run");
+        .cwd(&project)
+        .spawn();
     wait_for("the job to start", || {
         containers_of(host, &project_name(&project))
             .iter()
@@ -436,14 +428,8 @@ fn a_socket_that_dies_mid_job_is_a_clear_error_and_leaves_no_container() {
     let project = host.user_dir("socket-dies");
     let name = "podlab-e2e-socket-dies";
     let _ = host.command("podman", &["rm", "-f", name]).output();
-    let child = std::process::Command::new("runuser")
-        .args(["-u", &host.user, "--", "env", "-i"])
-        .arg(format!("HOME={}", host.home.display()))
-        .arg(format!("XDG_RUNTIME_DIR={}", host.runtime_dir.display()))
-        .arg("PATH=/usr/bin:/bin:/usr/sbin:/sbin")
-        .arg("PODMAN_IGNORE_CGROUPSV1_WARNING=1")
-        .arg(&host.podlab)
-        .args([
+    let child = host
+        .podlab(&[
             "run",
             "--gpus",
             "none",
@@ -455,11 +441,8 @@ fn a_socket_that_dies_mid_job_is_a_clear_error_and_leaves_no_container() {
             "sleep",
             "60",
         ])
-        .current_dir(&project)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn podlab run");
+        .cwd(&project)
+        .spawn();
     let running = || {
         let args = [
             "ps",

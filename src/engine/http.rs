@@ -93,9 +93,17 @@ impl Libpod {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<std::result::Result<Bytes, ApiFailure>> {
+        self.send(Self::request(method, path, body)?).await
+    }
+
+    /// Sends `request` on a connection of its own and reads the whole answer.
+    async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<std::result::Result<Bytes, ApiFailure>> {
         let mut sender = self.sender().await?;
         let response = sender
-            .send_request(Self::request(method, path, body)?)
+            .send_request(request)
             .await
             .map_err(|err| self.lost(&err))?;
         let status = response.status();
@@ -285,25 +293,7 @@ impl Libpod {
             .header(hyper::header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(body)))
             .map_err(|err| Error::env(format!("cannot build request {path}: {err}")))?;
-        let mut sender = self.sender().await?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|err| self.lost(&err))?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|err| self.lost(&err))?
-            .to_bytes();
-        if status.is_success() {
-            return Ok(Ok(bytes));
-        }
-        Ok(Err(ApiFailure {
-            status,
-            message: failure_message(&bytes),
-        }))
+        self.send(request).await
     }
 }
 

@@ -253,6 +253,15 @@ impl UserCommand<'_> {
         command
     }
 
+    /// Starts it in the background, stdout on /dev/null and stderr captured.
+    pub fn spawn(&self) -> std::process::Child {
+        self.build()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn runuser")
+    }
+
     /// Runs with stdio on /dev/null (for commands that leave a daemon holding their output).
     pub fn status_only(&self) -> i32 {
         let status = self
