@@ -4,11 +4,17 @@
 //! stale spec from a fresh one and regenerate it the same way, and a content hash, so podlab
 //! never replaces a spec someone edited by hand. YAML comments are invisible to Podman; JSON
 //! has no comments, so JSON specs carry no header (and podlab never overwrites one).
+//!
+//! The YAML is [`crate::yaml`]'s, byte for byte. Specs of the shape the generator makes are
+//! written by [`BlockWriter`] directly, since the general serializer is most of what
+//! `cdi generate` itself spends; any other shape goes to the serializer.
+
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::spec::Spec;
+use super::spec::{ContainerEdits, Spec};
 use crate::gpu::inventory::Fingerprint;
 use crate::{Error, Result};
 
@@ -62,7 +68,7 @@ pub fn render(spec: &Spec, format: Format, provenance: Option<&Provenance>) -> R
             .map(|text| text + "\n")
             .map_err(|err| fail(&err)),
         Format::Yaml => {
-            let body = crate::yaml::to_string(spec)?;
+            let body = spec_yaml(spec)?;
             let Some(provenance) = provenance else {
                 return Ok(body);
             };
@@ -77,6 +83,225 @@ pub fn render(spec: &Spec, format: Format, provenance: Option<&Provenance>) -> R
             ))
         }
     }
+}
+
+/// The YAML text of `spec`, as [`crate::yaml::to_string`] writes it.
+fn spec_yaml(spec: &Spec) -> Result<String> {
+    let mut writer = BlockWriter {
+        out: String::with_capacity(16 * 1024),
+    };
+    match writer.spec(spec) {
+        Some(()) => Ok(writer.out),
+        None => crate::yaml::to_string(spec),
+    }
+}
+
+/// Writes a [`Spec`] in block style exactly as `serde-saphyr` (with podlab's options) lays it
+/// out: two-space indentation, a sequence at its key's column, the first key of a mapping in a
+/// sequence on the item's `- ` line, empty and absent fields left out. Every method returns
+/// `None` for what it does not write (annotations, `intelRdt`, `netDevices`, empty devices or
+/// edits, a scalar the serializer would not write on one line), and the caller then uses the
+/// serializer for the whole spec.
+#[derive(Debug)]
+struct BlockWriter {
+    out: String,
+}
+
+impl BlockWriter {
+    fn spec(&mut self, spec: &Spec) -> Option<()> {
+        if !spec.annotations.is_empty() || spec.devices.is_empty() {
+            return None;
+        }
+        self.scalar_field(0, &mut false, "cdiVersion", &spec.cdi_version)?;
+        self.scalar_field(0, &mut false, "kind", &spec.kind)?;
+        self.out.push_str("devices:\n");
+        for device in &spec.devices {
+            if !device.annotations.is_empty() {
+                return None;
+            }
+            let first = &mut self.item(0);
+            self.scalar_field(2, first, "name", &device.name)?;
+            self.key(2, first, "containerEdits");
+            self.out.push('\n');
+            self.edits(4, &device.container_edits)?;
+        }
+        if !spec.container_edits.is_empty() {
+            self.out.push_str("containerEdits:\n");
+            self.edits(2, &spec.container_edits)?;
+        }
+        Some(())
+    }
+
+    /// The fields of `edits`, a mapping whose keys are at column `col`.
+    fn edits(&mut self, col: usize, edits: &ContainerEdits) -> Option<()> {
+        if edits.is_empty() || edits.intel_rdt.is_some() || !edits.net_devices.is_empty() {
+            return None;
+        }
+        let first = &mut false;
+        self.strings(col, first, "env", &edits.env)?;
+        if !edits.device_nodes.is_empty() {
+            self.key(col, first, "deviceNodes");
+            self.out.push('\n');
+            for node in &edits.device_nodes {
+                let first = &mut self.item(col);
+                let col = col + 2;
+                self.scalar_field(col, first, "path", &node.path)?;
+                if let Some(host_path) = &node.host_path {
+                    self.scalar_field(col, first, "hostPath", host_path)?;
+                }
+                if let Some(kind) = &node.kind {
+                    self.scalar_field(col, first, "type", kind)?;
+                }
+                self.number_field(col, first, "major", node.major);
+                self.number_field(col, first, "minor", node.minor);
+                self.number_field(col, first, "fileMode", node.file_mode);
+                if let Some(permissions) = &node.permissions {
+                    self.scalar_field(col, first, "permissions", permissions)?;
+                }
+                self.number_field(col, first, "uid", node.uid);
+                self.number_field(col, first, "gid", node.gid);
+            }
+        }
+        if !edits.hooks.is_empty() {
+            self.key(col, first, "hooks");
+            self.out.push('\n');
+            for hook in &edits.hooks {
+                let first = &mut self.item(col);
+                let col = col + 2;
+                self.scalar_field(col, first, "hookName", &hook.hook_name)?;
+                self.scalar_field(col, first, "path", &hook.path)?;
+                self.strings(col, first, "args", &hook.args)?;
+                self.strings(col, first, "env", &hook.env)?;
+                self.number_field(col, first, "timeout", hook.timeout);
+            }
+        }
+        if !edits.mounts.is_empty() {
+            self.key(col, first, "mounts");
+            self.out.push('\n');
+            for mount in &edits.mounts {
+                let first = &mut self.item(col);
+                let col = col + 2;
+                self.scalar_field(col, first, "hostPath", &mount.host_path)?;
+                self.scalar_field(col, first, "containerPath", &mount.container_path)?;
+                if let Some(kind) = &mount.kind {
+                    self.scalar_field(col, first, "type", kind)?;
+                }
+                self.strings(col, first, "options", &mount.options)?;
+            }
+        }
+        if !edits.additional_gids.is_empty() {
+            self.key(col, first, "additionalGids");
+            self.out.push('\n');
+            for gid in &edits.additional_gids {
+                self.item(col);
+                let _ = writeln!(self.out, "{gid}");
+            }
+        }
+        Some(())
+    }
+
+    /// Opens an item of a sequence at column `col`; `true`: its first key goes on this line.
+    fn item(&mut self, col: usize) -> bool {
+        self.indent(col);
+        self.out.push_str("- ");
+        true
+    }
+
+    /// `name:` in a mapping whose keys are at column `col`, unless `first` says the line is
+    /// already started (the `- ` of a sequence item).
+    fn key(&mut self, col: usize, first: &mut bool, name: &str) {
+        if !std::mem::take(first) {
+            self.indent(col);
+        }
+        self.out.push_str(name);
+        self.out.push(':');
+    }
+
+    fn scalar_field(
+        &mut self,
+        col: usize,
+        first: &mut bool,
+        name: &str,
+        value: &str,
+    ) -> Option<()> {
+        self.key(col, first, name);
+        self.out.push(' ');
+        self.scalar(value)?;
+        self.out.push('\n');
+        Some(())
+    }
+
+    fn number_field(
+        &mut self,
+        col: usize,
+        first: &mut bool,
+        name: &str,
+        value: Option<impl std::fmt::Display>,
+    ) {
+        if let Some(value) = value {
+            self.key(col, first, name);
+            let _ = writeln!(self.out, " {value}");
+        }
+    }
+
+    /// A sequence of strings, left out when empty.
+    fn strings(
+        &mut self,
+        col: usize,
+        first: &mut bool,
+        name: &str,
+        values: &[String],
+    ) -> Option<()> {
+        if values.is_empty() {
+            return Some(());
+        }
+        self.key(col, first, name);
+        self.out.push('\n');
+        for value in values {
+            self.item(col);
+            self.scalar(value)?;
+            self.out.push('\n');
+        }
+        Some(())
+    }
+
+    /// A string scalar: plain when it plainly may be, else as the serializer writes it alone
+    /// (quoted), which is also how it writes it as a value.
+    fn scalar(&mut self, value: &str) -> Option<()> {
+        if plainly_safe(value) {
+            self.out.push_str(value);
+        } else {
+            let text = crate::yaml::to_string(&value).ok()?;
+            let token = text
+                .strip_suffix('\n')
+                .filter(|token| !token.contains('\n'))?;
+            self.out.push_str(token);
+        }
+        Some(())
+    }
+
+    fn indent(&mut self, col: usize) {
+        self.out.extend(std::iter::repeat_n(' ', col));
+    }
+}
+
+/// Whether every YAML reader takes `value`, written plain, as this same string (and so
+/// `serde-saphyr` writes it plain): a letter or `/` first, then only letters, digits and
+/// `/._-+=:,`, no `:` at the end, and not a YAML 1.1 boolean, null or float word. Paths, UUIDs,
+/// `KEY=value` and mount options are; numbers, versions, `N:M` and the empty string are not.
+fn plainly_safe(value: &str) -> bool {
+    const WORDS: [&str; 11] = [
+        "y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf",
+    ];
+    let bytes = value.as_bytes();
+    let plain_byte = |b: &u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(b, b'/' | b'.' | b'_' | b'-' | b'+' | b'=' | b':' | b',')
+    };
+    matches!(bytes.first(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'/'))
+        && bytes.iter().all(plain_byte)
+        && !value.ends_with(':')
+        && !WORDS.iter().any(|word| value.eq_ignore_ascii_case(word))
 }
 
 /// Reads podlab's header, if the file has one.
@@ -115,7 +340,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cdi::spec::{ContainerEdits, Device};
+    use crate::cdi::spec::{Device, DeviceNode, Hook, Mount};
     use std::collections::BTreeMap;
 
     fn sample() -> (Spec, Provenance) {
@@ -169,5 +394,195 @@ mod tests {
         assert_eq!(serde_saphyr::from_str::<Spec>(&yaml).unwrap(), spec);
         assert_eq!(serde_json::from_str::<Spec>(&json).unwrap(), spec);
         assert!(yaml.contains("cdiVersion: \"0.5.0\"\n"), "{yaml}");
+    }
+
+    /// Strings the serializer writes plain, quoted or escaped, for every string field.
+    const AWKWARD: [&str; 60] = [
+        "0",
+        "7",
+        "2:0",
+        "5:3",
+        "1:60",
+        "0.5.0",
+        "550.163.01",
+        "1e3",
+        "0x1F",
+        "0o7",
+        "1_000",
+        "_1",
+        "+1",
+        "-1",
+        ".5",
+        "-.inf",
+        ".NaN",
+        "inf",
+        "NaN",
+        "2024-01-01",
+        "2024-1-1 10:00:00",
+        "",
+        " ",
+        " x",
+        "x ",
+        "a: b",
+        "a:b",
+        "a:",
+        "#x",
+        "x #y",
+        "x#y",
+        "- x",
+        "-",
+        "-x",
+        "--link",
+        "?",
+        "? x",
+        "yes",
+        "No",
+        "ON",
+        "off",
+        "y",
+        "N",
+        "null",
+        "NULL",
+        "~",
+        "true",
+        "<<",
+        "=",
+        "---",
+        "...",
+        "--- x",
+        "a\nb",
+        "tab\there",
+        "quote\"s",
+        "back\\slash",
+        "ü/日本",
+        "\u{feff}x",
+        "bell\u{7}",
+        "x,y [z] {w} *a &b !c |d >e %f @g `h 'i",
+    ];
+
+    fn spec_with(text: &str, number: i64) -> Spec {
+        let edits = ContainerEdits {
+            env: vec![format!("A={text}"), text.to_owned()],
+            device_nodes: vec![
+                DeviceNode {
+                    path: text.to_owned(),
+                    ..DeviceNode::default()
+                },
+                DeviceNode {
+                    path: "/dev/nvidia0".into(),
+                    host_path: Some(text.to_owned()),
+                    kind: Some(text.to_owned()),
+                    major: Some(number),
+                    minor: Some(-number),
+                    file_mode: Some(0o666),
+                    permissions: Some(text.to_owned()),
+                    uid: Some(0),
+                    gid: Some(44),
+                },
+            ],
+            hooks: vec![Hook {
+                hook_name: "createContainer".into(),
+                path: text.to_owned(),
+                args: vec![text.to_owned(), "--link".into()],
+                env: vec![text.to_owned()],
+                timeout: Some(number),
+            }],
+            mounts: vec![
+                Mount {
+                    host_path: text.to_owned(),
+                    container_path: format!("/usr/lib/{text}"),
+                    kind: Some(text.to_owned()),
+                    options: vec!["ro".into(), text.to_owned()],
+                },
+                Mount {
+                    host_path: "/a".into(),
+                    container_path: "/b".into(),
+                    kind: None,
+                    options: Vec::new(),
+                },
+            ],
+            additional_gids: vec![44, 993],
+            ..ContainerEdits::default()
+        };
+        Spec {
+            cdi_version: text.to_owned(),
+            kind: text.to_owned(),
+            annotations: BTreeMap::default(),
+            devices: vec![
+                Device {
+                    name: text.to_owned(),
+                    annotations: BTreeMap::default(),
+                    container_edits: edits.clone(),
+                },
+                Device {
+                    name: "all".into(),
+                    annotations: BTreeMap::default(),
+                    container_edits: ContainerEdits {
+                        additional_gids: vec![7],
+                        ..ContainerEdits::default()
+                    },
+                },
+            ],
+            container_edits: edits,
+        }
+    }
+
+    #[test]
+    fn direct_yaml_is_the_serializers_yaml() {
+        let mut written_directly = 0;
+        for (number, text) in (-3..).zip(AWKWARD) {
+            let spec = spec_with(text, number);
+            let expected = crate::yaml::to_string(&spec).unwrap();
+            assert_eq!(spec_yaml(&spec).unwrap(), expected, "{text:?}");
+            let mut writer = BlockWriter { out: String::new() };
+            if writer.spec(&spec).is_some() {
+                written_directly += 1;
+            }
+        }
+        // Quoted and escaped scalars stay on one line: every one of these is written directly.
+        assert_eq!(written_directly, AWKWARD.len());
+        for text in AWKWARD.iter().filter(|text| plainly_safe(text)) {
+            assert!(!text.is_empty() && !text.contains(' '), "{text:?}");
+        }
+        assert!(plainly_safe("/usr/lib/x86_64-linux-gnu/libcuda.so.1"));
+        assert!(plainly_safe("GPU-2b0c0000-5a1e-4c3b-9d2f-0000000000a0"));
+        assert!(plainly_safe("NVIDIA_VISIBLE_DEVICES=void"));
+    }
+
+    #[test]
+    fn shapes_the_direct_writer_leaves_to_the_serializer() {
+        let (base, _) = sample();
+        let mut annotated = base.clone();
+        annotated.annotations.insert("a".into(), "b".into());
+        let mut device_annotated = base.clone();
+        device_annotated.devices[0]
+            .annotations
+            .insert("a".into(), "b".into());
+        let mut no_devices = base.clone();
+        no_devices.devices.clear();
+        let mut empty_device = base.clone();
+        empty_device.devices[0].container_edits = ContainerEdits::default();
+        let mut rdt = base.clone();
+        rdt.container_edits.intel_rdt = Some(serde_json::json!({"closID": "x"}));
+        let mut net = base.clone();
+        net.devices[0].container_edits.net_devices = vec![serde_json::json!({"name": "eth0"})];
+        for spec in [
+            annotated,
+            device_annotated,
+            no_devices,
+            empty_device,
+            rdt,
+            net,
+        ] {
+            let mut writer = BlockWriter { out: String::new() };
+            assert!(writer.spec(&spec).is_none());
+            assert_eq!(
+                spec_yaml(&spec).unwrap(),
+                crate::yaml::to_string(&spec).unwrap()
+            );
+        }
+        let mut writer = BlockWriter { out: String::new() };
+        assert!(writer.spec(&base).is_some());
+        assert_eq!(writer.out, crate::yaml::to_string(&base).unwrap());
     }
 }

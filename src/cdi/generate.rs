@@ -206,9 +206,12 @@ pub fn generate(
 
 fn spec_node(node: &DeviceNode, dev_root: &Path) -> SpecNode {
     SpecNode {
-        path: node.path.display().to_string(),
-        host_path: (dev_root != Path::new("/"))
-            .then(|| rootfs::join(dev_root, &node.path).display().to_string()),
+        path: node.path.to_string_lossy().into_owned(),
+        host_path: (dev_root != Path::new("/")).then(|| {
+            rootfs::join(dev_root, &node.path)
+                .to_string_lossy()
+                .into_owned()
+        }),
         ..SpecNode::default()
     }
 }
@@ -235,8 +238,8 @@ fn push_unique(into: &mut Vec<SpecNode>, nodes: &[SpecNode]) {
 
 fn mount(host: &Path, container: &Path, extra: &[&str]) -> Mount {
     Mount {
-        host_path: host.display().to_string(),
-        container_path: container.display().to_string(),
+        host_path: host.to_string_lossy().into_owned(),
+        container_path: container.to_string_lossy().into_owned(),
         kind: None,
         options: MOUNT_OPTIONS
             .iter()

@@ -180,17 +180,14 @@ fn library_search_dirs() -> Vec<String> {
 /// listed and each file's ELF header read at most once, however many lookups share them.
 struct DriverTree<'a> {
     resolver: Resolver<'a>,
-    /// Directory entries by directory (as seen inside the root); `None` when unreadable.
-    listings: HashMap<PathBuf, Option<Vec<OsString>>>,
     /// By host path.
-    elves: HashMap<PathBuf, elf::Inspection>,
+    elves: HashMap<OsString, elf::Inspection>,
 }
 
 impl<'a> DriverTree<'a> {
     fn new(root: &'a Path) -> Self {
         Self {
             resolver: Resolver::new(root),
-            listings: HashMap::new(),
             elves: HashMap::new(),
         }
     }
@@ -199,31 +196,16 @@ impl<'a> DriverTree<'a> {
         self.resolver.root()
     }
 
-    /// The names in directory `dir` (inside the root), in directory order.
-    fn list(&mut self, dir: &Path) -> Option<&[OsString]> {
-        let root = self.root();
-        self.listings
-            .entry(dir.to_owned())
-            .or_insert_with(|| {
-                let entries = fs::read_dir(rootfs::join(root, dir)).ok()?;
-                Some(
-                    entries
-                        .filter_map(std::result::Result::ok)
-                        .map(|entry| entry.file_name())
-                        .collect(),
-                )
-            })
-            .as_deref()
-    }
-
     /// The names in `dir` (inside the root) that `keep` accepts, sorted.
     fn names(&mut self, dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<String> {
         let mut names: Vec<String> = self
+            .resolver
             .list(dir)
             .unwrap_or_default()
             .iter()
-            .map(|name| name.to_string_lossy().into_owned())
+            .map(|name| name.to_string_lossy())
             .filter(|name| keep(name))
+            .map(std::borrow::Cow::into_owned)
             .collect();
         names.sort();
         names
@@ -231,7 +213,7 @@ impl<'a> DriverTree<'a> {
 
     fn inspect(&mut self, host: &Path) -> &elf::Inspection {
         self.elves
-            .entry(host.to_owned())
+            .entry(host.as_os_str().to_owned())
             .or_insert_with(|| elf::inspect(host))
     }
 
@@ -342,6 +324,7 @@ fn libcuda_candidates(
     for dir in library_search_dirs() {
         let dir = Path::new(&dir);
         let links: Vec<PathBuf> = tree
+            .resolver
             .list(dir)
             .unwrap_or_default()
             .iter()
@@ -406,7 +389,7 @@ fn libraries(
                 .map(|name| (Path::new(&dir).join(name), false)),
         );
     }
-    let mut seen_hosts = BTreeSet::new();
+    let mut seen_hosts: BTreeSet<OsString> = BTreeSet::new();
     let mut seen_sonames = BTreeSet::new();
     let mut out = Vec::new();
     for (path, vdpau) in files {
@@ -417,7 +400,7 @@ fn libraries(
         else {
             continue;
         };
-        if !seen_hosts.insert(host.clone()) {
+        if !seen_hosts.insert(host.as_os_str().to_owned()) {
             continue;
         }
         let soname = match &tree.inspect(&host).soname {
@@ -567,12 +550,19 @@ fn shared_nodes(roots: &DriverRoots, warnings: &mut Vec<Warning>) -> Vec<DeviceN
 }
 
 /// Fills in the minors of the wanted capability names from `mig-minors` text (`NAME MINOR`
-/// lines); as in a map built from every line, a later valid line wins.
+/// lines); as in a map built from every line, a later valid line wins. The file lists every
+/// capability of 32 GPUs, so the lines of GPUs with no wanted name are passed over unhashed.
 fn fill_cap_minors(text: &str, wanted: &mut HashMap<String, Option<u32>>) {
+    let gpu_of = |name: &str| name.split_once('/').map_or("", |(gpu, _)| gpu).to_owned();
+    let gpus: BTreeSet<String> = wanted.keys().map(|name| gpu_of(name)).collect();
     for line in text.lines() {
         let Some((name, minor)) = line.split_once(' ') else {
             continue;
         };
+        let gpu = name.split_once('/').map_or("", |(gpu, _)| gpu);
+        if !gpus.contains(gpu) {
+            continue;
+        }
         if let Some(slot) = wanted.get_mut(name) {
             if let Ok(minor) = minor.trim().parse() {
                 *slot = Some(minor);
@@ -836,5 +826,43 @@ impl Fingerprint {
             ));
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_minors_come_from_the_wanted_lines_only() {
+        let text = "config 1\nmonitor 2\ngpu0/gi1/access 12\ngpu0/gi1/ci0/access 13\n\
+                    gpu10/gi1/access 99\ngpu1/gi1/access 21\ngpu1/gi1/access x\n\
+                    gpu1/gi1/access 22\ngpu1/gi1/ci0/access\n";
+        let mut wanted: HashMap<String, Option<u32>> = [
+            "gpu0/gi1/access",
+            "gpu0/gi1/ci0/access",
+            "gpu1/gi1/access",
+            "gpu1/gi1/ci0/access",
+            "gpu1/gi2/access",
+        ]
+        .into_iter()
+        .map(|name| (name.to_owned(), None))
+        .collect();
+        fill_cap_minors(text, &mut wanted);
+        let found: BTreeMap<&str, Option<u32>> = wanted
+            .iter()
+            .map(|(name, minor)| (name.as_str(), *minor))
+            .collect();
+        assert_eq!(
+            found,
+            BTreeMap::from([
+                ("gpu0/gi1/access", Some(12)),
+                ("gpu0/gi1/ci0/access", Some(13)),
+                // A later valid line wins; an unparsable one does not count.
+                ("gpu1/gi1/access", Some(22)),
+                ("gpu1/gi1/ci0/access", None),
+                ("gpu1/gi2/access", None),
+            ])
+        );
     }
 }

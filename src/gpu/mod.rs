@@ -14,10 +14,9 @@ pub mod ldcache;
 pub mod rootfs;
 
 use std::fs;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Access, access};
+use rustix::fs::{Access, FileType, access};
 use serde::{Deserialize, Serialize};
 
 pub use inventory::{Inventory, discover};
@@ -87,16 +86,15 @@ impl DriverRoots {
     /// The node at `path` (as seen in the dev root) if it is a character device.
     pub fn device_node(&self, path: &Path) -> Option<DeviceNode> {
         let host = rootfs::join(&self.dev_root, path);
-        let meta = fs::metadata(&host).ok()?;
-        if !meta.file_type().is_char_device() {
+        let stat = rustix::fs::stat(&host).ok()?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::CharacterDevice {
             return None;
         }
-        let rdev = meta.rdev();
         Some(DeviceNode {
             path: path.to_owned(),
-            major: rustix::fs::major(rdev),
-            minor: rustix::fs::minor(rdev),
-            gid: Some(meta.gid()).filter(|gid| *gid != 0),
+            major: rustix::fs::major(stat.st_rdev),
+            minor: rustix::fs::minor(stat.st_rdev),
+            gid: Some(stat.st_gid).filter(|gid| *gid != 0),
             read_write: access(&host, Access::READ_OK | Access::WRITE_OK).is_ok(),
         })
     }
