@@ -230,6 +230,8 @@ pub enum Feature {
     CdiSpecDirFlag,
     /// `podman quadlet install`.
     QuadletInstall,
+    /// Quadlet's `Notify=healthy`: the service is up once the health check first passes.
+    NotifyHealthy,
 }
 
 impl Feature {
@@ -239,7 +241,7 @@ impl Feature {
             Self::Quadlet => v(4, 4),
             Self::CdiDevices => v(4, 1),
             Self::KeepIdWithIds => v(4, 3),
-            Self::GpusFlag | Self::KubeUsernsAnnotation => v(5, 0),
+            Self::GpusFlag | Self::KubeUsernsAnnotation | Self::NotifyHealthy => v(5, 0),
             Self::KubeCdiLimits => v(5, 4),
             Self::CdiSpecDirs | Self::CdiSpecDirFlag => v(5, 5),
             Self::QuadletInstall => v(5, 6),
@@ -258,6 +260,7 @@ impl Feature {
             Self::CdiSpecDirs => "cdi_spec_dirs in containers.conf",
             Self::CdiSpecDirFlag => "--cdi-spec-dir",
             Self::QuadletInstall => "podman quadlet install",
+            Self::NotifyHealthy => "Notify=healthy in quadlet units",
         }
     }
 }

@@ -306,6 +306,7 @@ mod tests {
             exit_code: if running { 0 } else { 3 },
             tty: false,
             labels,
+            health: None,
         }
     }
 

@@ -192,9 +192,12 @@ fn ours(path: &Path, text: &str, force: bool) -> Result<()> {
 
 /// Removes podlab's unit files named `name` (any unit type) from `dir`.
 pub async fn remove(dir: &Path, name: &str, force: bool) -> Result<Vec<PathBuf>> {
+    // The units of one session share its name, as does the YAML its `.kube` unit plays.
     let candidates: Vec<PathBuf> = UnitType::ALL
         .iter()
-        .map(|unit| dir.join(format!("{name}.{}", unit.extension())))
+        .map(|unit| unit.extension())
+        .chain(["yaml"])
+        .map(|extension| dir.join(format!("{name}.{extension}")))
         .filter(|path| path.is_file())
         .collect();
     if candidates.is_empty() {
@@ -309,6 +312,7 @@ mod tests {
             })),
             service: Service {
                 timeout_start_sec: 900,
+                restart: None,
             },
             install: Install { wanted_by: vec![] },
         }

@@ -42,6 +42,10 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
+    /// A running session (or any container) to export, rebuilt from its inspect data; session
+    /// flags given with it override what it has (--name renames it).
+    #[arg(value_name = "SESSION", conflicts_with = "preset")]
+    container: Option<String>,
     #[command(flatten)]
     session: SessionArgs,
     #[command(flatten)]
@@ -91,9 +95,11 @@ pub struct OutputArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct PlayArgs {
-    /// The YAML file (`-`: stdin), as podlab kube generate writes it.
-    #[arg(value_name = "FILE")]
-    file: PathBuf,
+    /// The YAML file (`-`: stdin), as podlab kube generate writes it; or a session (any
+    /// container) to play as a pod of the same name, as podlab kube generate SESSION
+    /// describes it.
+    #[arg(value_name = "FILE|SESSION")]
+    target: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,8 +113,14 @@ pub async fn run(command: Command, connect: &ConnectOptions) -> Result<u8> {
     match command {
         Command::Generate(args) => generate(*args, connect).await,
         Command::Play(args) => {
-            let yaml = read_yaml(&args.file)?;
+            let path = Path::new(&args.target);
+            let file = args.target == "-" || path.exists();
+            let yaml = if file { Some(read_yaml(path)?) } else { None };
             let connected = engine::connect(connect).await?;
+            let yaml = match yaml {
+                Some(yaml) => yaml,
+                None => session_yaml(&connected, &args.target).await?,
+            };
             print_result(&play(&connected.engine, &yaml).await?)?;
             Ok(0)
         }
@@ -127,8 +139,18 @@ pub async fn run(command: Command, connect: &ConnectOptions) -> Result<u8> {
 }
 
 async fn generate(args: GenerateArgs, connect: &ConnectOptions) -> Result<u8> {
-    let session = args.session.resolve(&current_dir()?, args.command)?;
-    let connected = engine::connect(connect).await?;
+    let cwd = current_dir()?;
+    let (session, connected) = if let Some(container) = &args.container {
+        let connected = engine::connect(connect).await?;
+        let session = args
+            .session
+            .resolve_container(&connected.engine, container, &cwd, args.command)
+            .await?;
+        (session, connected)
+    } else {
+        let session = args.session.resolve(&cwd, args.command)?;
+        (session, engine::connect(connect).await?)
+    };
     let caps = if args.output.podman_version == "auto" {
         connected.capabilities()
     } else {
@@ -147,6 +169,43 @@ async fn generate(args: GenerateArgs, connect: &ConnectOptions) -> Result<u8> {
         _ => print_result(&yaml)?,
     }
     Ok(0)
+}
+
+/// The podman-flavor YAML of a container's session, as `kube generate SESSION` writes it by
+/// default; `SESSION` is not a file, so an unknown name says both.
+async fn session_yaml<E: Engine>(connected: &engine::Connected<E>, name: &str) -> Result<String> {
+    if connected
+        .engine
+        .inspect_json(engine::Inspectable::Container, name)
+        .await?
+        .is_none()
+    {
+        return Err(Error::user(format!("no file and no session named {name}"))
+            .hint("give a YAML file from podlab kube generate, or a session name from podlab ps"));
+    }
+    let session = SessionArgs::default()
+        .resolve_container(&connected.engine, name, &current_dir()?, Vec::new())
+        .await?;
+    podman_yaml(&connected.engine, connected.capabilities(), &session).await
+}
+
+/// The podman-flavor pod YAML of `session` for a target Podman, with `kube generate`'s
+/// defaults: what `kube play SESSION` plays and a `.kube` unit runs.
+pub async fn podman_yaml<E: Engine>(
+    engine: &E,
+    caps: Capabilities,
+    session: &Session,
+) -> Result<String> {
+    let defaults = <OutputArgs as clap::Args>::augment_args(clap::Command::new("generate"))
+        .try_get_matches_from(["generate"])
+        .and_then(|matches| <OutputArgs as clap::FromArgMatches>::from_arg_matches(&matches))
+        .map_err(|err| Error::env(format!("podlab's own kube defaults do not parse: {err}")))?;
+    let plan = plan_kube(engine, caps, session, &defaults).await?;
+    let Generated { yaml, notices } = kube::generate(session, &plan)?;
+    for notice in &notices {
+        tracing::warn!("{notice}");
+    }
+    Ok(yaml)
 }
 
 /// Makes the host decisions for the YAML: the workload's name, the image's user, and how

@@ -12,6 +12,7 @@ mod exec;
 mod init;
 mod kube;
 mod logs;
+mod notebook;
 mod ps;
 mod pull;
 mod quadlet;
@@ -114,6 +115,11 @@ pub enum Command {
         #[command(subcommand)]
         command: quadlet::Command,
     },
+    /// JupyterLab as a systemd user service: install, url, status, logs, start, stop, rm.
+    Notebook {
+        #[command(subcommand)]
+        command: notebook::Command,
+    },
 }
 
 /// Entry point of the binary.
@@ -167,6 +173,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Rm(args) => rm::run(&args, &connect).await,
         Command::Kube { command } => kube::run(command, &connect).await,
         Command::Quadlet { command } => quadlet::run(command, &connect).await,
+        Command::Notebook { command } => notebook::run(command, &connect).await,
     }
 }
 

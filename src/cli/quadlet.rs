@@ -13,7 +13,8 @@ use super::print_result;
 use super::session_args::{SessionArgs, current_dir};
 use crate::capabilities::{Capabilities, PodmanVersion, UnitType};
 use crate::emit::quadlet::unit::check_unit_type;
-use crate::emit::quadlet::{Emitted, container_unit, kube_unit};
+use crate::emit::quadlet::unit::with_header;
+use crate::emit::quadlet::{container_unit, kube_unit, set};
 use crate::engine::{self, ConnectOptions, Engine};
 use crate::session::{Session, UserMapping};
 use crate::units::{self, ImageUser, Written};
@@ -21,7 +22,9 @@ use crate::{Error, Result};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Print the session's unit on stdout, or write it into a directory (-o).
+    /// Print the session's unit on stdout, or write it into a directory (-o); `from
+    /// CONTAINER` builds it from a container's inspect data.
+    #[command(visible_alias = "from")]
     Generate(GenerateArgs),
     /// Install the session's unit into ~/.config/containers/systemd/podlab/ and start it.
     Install(InstallArgs),
@@ -34,20 +37,32 @@ pub enum Command {
 pub enum Kind {
     /// A `.container` unit: the session's container, as `podlab run` creates it.
     Container,
-    /// A `.kube` unit running a YAML file (from `podlab kube generate`) with podman kube play.
+    /// A `.kube` unit running the session's pod YAML with podman kube play.
     Kube,
+    /// A `.container` unit joined to a `.pod` unit of the same name (podman 5.0+), which
+    /// owns the ports, shm and user mapping, so more containers can join the session.
+    Pod,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct UnitArgs {
+    /// A session (or any container) whose unit to write, rebuilt from its inspect data;
+    /// session flags given with it override what it has (--name renames it).
+    #[arg(value_name = "SESSION", conflicts_with_all = ["preset", "yaml"])]
+    container: Option<String>,
     #[command(flatten)]
     session: SessionArgs,
     /// Unit type.
     #[arg(long, value_enum, default_value = "container")]
     kind: Kind,
-    /// The YAML a kube unit plays (required with --kind kube).
-    #[arg(long, value_name = "FILE", required_if_eq("kind", "kube"))]
+    /// The YAML a kube unit plays; without it, the session's own (as podlab kube generate
+    /// writes it) goes beside the unit as NAME.yaml.
+    #[arg(long, value_name = "FILE")]
     yaml: Option<PathBuf>,
+    /// Also write an .image unit that pulls the image before the service starts (podman
+    /// 4.8+). A session built from a Containerfile always gets a .build unit (5.2+).
+    #[arg(long)]
+    pull_unit: bool,
     /// Target Podman version (decides the keys used), or `auto` for the local podman.
     #[arg(long, default_value = "auto", value_name = "V|auto")]
     podman_version: String,
@@ -92,28 +107,37 @@ pub async fn run(command: Command, connect: &ConnectOptions) -> Result<u8> {
 }
 
 async fn generate(args: GenerateArgs, connect: &ConnectOptions) -> Result<u8> {
-    let (emitted, caps, _) = build(&args.unit, connect).await?;
-    let text = emitted.unit.render(&caps)?;
+    let built = build(&args.unit, connect).await?;
     let Some(dir) = args.output else {
-        print_result(&text)?;
+        let [(_, main), rest @ ..] = built.files.as_slice() else {
+            return Err(Error::env("podlab made no unit"));
+        };
+        if !rest.is_empty() {
+            let names: Vec<&str> = rest.iter().map(|(name, _)| name.as_str()).collect();
+            return Err(Error::user(format!(
+                "this unit needs {} as well, and stdout holds one file",
+                names.join(", ")
+            ))
+            .hint(
+                "write the set into a directory with -o DIR, or install it: podlab quadlet install",
+            ));
+        }
+        print_result(main)?;
         return Ok(0);
     };
-    let files = [(emitted.unit.file_name(), text)];
-    let written = units::install(&dir, &files, args.unit.force).await?;
+    let written = units::install(&dir, &built.files, args.unit.force).await?;
     print_written(&written)
 }
 
 async fn install(args: InstallArgs, connect: &ConnectOptions) -> Result<u8> {
-    let (emitted, caps, session) = build(&args.unit, connect).await?;
-    let text = emitted.unit.render(&caps)?;
+    let built = build(&args.unit, connect).await?;
     let dir = units::unit_dir()?;
-    let file = emitted.unit.file_name();
-    if !dir.join(&file).exists() {
-        units::check_ports(&session.ports)?;
+    if !built.files.iter().any(|(file, _)| dir.join(file).exists()) {
+        units::check_ports(&built.session.ports)?;
     }
-    let written = units::install(&dir, &[(file, text)], args.unit.force).await?;
+    let written = units::install(&dir, &built.files, args.unit.force).await?;
     print_written(&written)?;
-    let service = format!("{}.service", emitted.unit.name);
+    let service = built.service;
     if units::systemd_user_instance() {
         units::systemctl(&["daemon-reload"])?;
         units::systemctl(&["restart", &service])?;
@@ -170,27 +194,43 @@ fn print_written(written: &[(PathBuf, Written)]) -> Result<u8> {
     Ok(0)
 }
 
-/// The unit for the flags, the target's capabilities, and the session.
-async fn build(
-    args: &UnitArgs,
-    connect: &ConnectOptions,
-) -> Result<(Emitted, Capabilities, Session)> {
+/// The files a session's units make: (file name, text), the main unit first.
+struct Built {
+    files: Vec<(String, String)>,
+    /// The service that runs the session.
+    service: String,
+    session: Session,
+}
+
+/// The units (and the YAML a `.kube` unit plays) for the flags.
+async fn build(args: &UnitArgs, connect: &ConnectOptions) -> Result<Built> {
     let caps = target(&args.podman_version)?;
     check_unit_type(
         &caps,
         match args.kind {
             Kind::Container => UnitType::Container,
             Kind::Kube => UnitType::Kube,
+            Kind::Pod => UnitType::Pod,
         },
     )?;
     let cwd = current_dir()?;
-    let session = args.session.resolve(&cwd, args.command.clone())?;
+    let session = match &args.container {
+        Some(container) => {
+            let connected = engine::connect(connect).await?;
+            args.session
+                .resolve_container(&connected.engine, container, &cwd, args.command.clone())
+                .await?
+        }
+        None => args.session.resolve(&cwd, args.command.clone())?,
+    };
     let name = session
         .name
         .clone()
         .unwrap_or_else(|| session.project.clone());
+    let mut companions = Vec::new();
+    let mut yaml_file = None;
     let emitted = match args.kind {
-        Kind::Container => {
+        Kind::Container | Kind::Pod => {
             let image_user = if session.user_map == UserMapping::Auto {
                 image_user(&session, connect).await?
             } else {
@@ -200,23 +240,41 @@ async fn build(
             for notice in &planned.notices {
                 tracing::warn!("{notice}");
             }
-            container_unit(
+            let mut emitted = container_unit(
                 &session,
                 &planned.container,
                 planned.cdi_spec_dir.as_deref(),
                 &caps,
-            )?
+            )?;
+            if args.kind == Kind::Pod {
+                companions.push(set::join_pod(&mut emitted, &caps)?);
+            }
+            companions.extend(set::image_unit(
+                &session.image,
+                &mut emitted,
+                args.pull_unit,
+                &caps,
+            )?);
+            emitted
         }
         Kind::Kube => {
-            let yaml = args
-                .yaml
-                .as_deref()
-                .map(|path| absolute(&cwd, path))
-                .ok_or_else(|| Error::user("--kind kube needs --yaml FILE"))?;
-            if !yaml.is_file() {
-                return Err(Error::user(format!("{} is not a file", yaml.display()))
-                    .hint("write it first: podlab kube generate > pod.yaml"));
-            }
+            let yaml =
+                if let Some(path) = &args.yaml {
+                    let yaml = absolute(&cwd, path);
+                    if !yaml.is_file() {
+                        return Err(Error::user(format!("{} is not a file", yaml.display())).hint(
+                        "write it first: podlab kube generate > pod.yaml, or leave out --yaml",
+                    ));
+                    }
+                    yaml
+                } else {
+                    let connected = engine::connect(connect).await?;
+                    let text = super::kube::podman_yaml(&connected.engine, caps, &session).await?;
+                    let file = format!("{name}.yaml");
+                    yaml_file = Some((file.clone(), with_header(&text)));
+                    // Quadlet resolves a relative path against the unit's own directory.
+                    PathBuf::from(file)
+                };
             let (_, cdi_spec_dir) = units::plan_gpus(&session, &caps)?;
             kube_unit(&name, &yaml, cdi_spec_dir.as_deref())?
         }
@@ -224,7 +282,16 @@ async fn build(
     for notice in &emitted.notices {
         tracing::warn!("{notice}");
     }
-    Ok((emitted, caps, session))
+    let mut files = vec![(emitted.unit.file_name(), emitted.unit.render(&caps)?)];
+    for unit in &companions {
+        files.push((unit.file_name(), unit.render(&caps)?));
+    }
+    files.extend(yaml_file);
+    Ok(Built {
+        files,
+        service: format!("{name}.service"),
+        session,
+    })
 }
 
 fn absolute(cwd: &Path, path: &Path) -> PathBuf {
@@ -236,7 +303,10 @@ fn absolute(cwd: &Path, path: &Path) -> PathBuf {
 }
 
 /// The image's user, asked from Podman; `None` when the image is not local.
-async fn image_user(session: &Session, connect: &ConnectOptions) -> Result<Option<ImageUser>> {
+pub(super) async fn image_user(
+    session: &Session,
+    connect: &ConnectOptions,
+) -> Result<Option<ImageUser>> {
     let connected = engine::connect(connect).await.map_err(|err| {
         let hint = err.hint_text().unwrap_or_default().to_owned();
         Error::env(format!(
@@ -265,7 +335,7 @@ async fn image_user(session: &Session, connect: &ConnectOptions) -> Result<Optio
 
 /// The target Podman: a given version, or the local podman binary's, since its quadlet
 /// generator is the one that will read the units.
-fn target(version: &str) -> Result<Capabilities> {
+pub(super) fn target(version: &str) -> Result<Capabilities> {
     if version != "auto" {
         return Ok(Capabilities::for_version(version.parse()?));
     }

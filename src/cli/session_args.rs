@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::engine::Engine;
 use crate::gpu::DriverRoots;
 use crate::session::values::{self, Invalid, Volume};
 use crate::session::{
@@ -116,6 +117,22 @@ impl SessionArgs {
         self.resolve_with(cwd, command, home.as_deref(), &|name| {
             std::env::var(name).ok()
         })
+    }
+
+    /// The session of the container `container` (by name or id), read from its inspect
+    /// data, with these flags over it as over podlab.toml (see
+    /// [`session::inspected::overlay`]); podlab.toml itself is not read.
+    pub async fn resolve_container<E: Engine>(
+        &self,
+        engine: &E,
+        container: &str,
+        cwd: &Path,
+        command: Vec<String>,
+    ) -> Result<Session> {
+        let base = session::inspected::inspect_session(engine, container, cwd).await?;
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let flags = self.settings(command, &|name| std::env::var(name).ok())?;
+        session::inspected::overlay(base, flags, self.name.clone(), cwd, home.as_deref())
     }
 
     fn resolve_with(

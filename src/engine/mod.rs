@@ -10,6 +10,7 @@ pub mod frames;
 pub mod http;
 pub mod kube;
 pub mod podman;
+pub mod secrets;
 pub mod socket;
 
 use std::future::Future;
@@ -81,6 +82,14 @@ pub trait Engine {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<Option<ContainerFacts>>> + Send;
+    /// The whole libpod inspect document of a container or an image, or `None` when there is
+    /// no such object: [`crate::session::inspected`] rebuilds a session from far more of it
+    /// than [`ContainerFacts`] keeps.
+    fn inspect_json(
+        &self,
+        object: Inspectable,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<serde_json::Value>>> + Send;
     /// Stops the container (SIGTERM, then SIGKILL after `timeout_secs`); stopping a stopped
     /// container is not an error.
     fn stop_container(
@@ -132,6 +141,32 @@ pub trait Engine {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<Option<kube::PodFacts>>> + Send;
+
+    // --- podlab notebook (see `secrets`): a token in a Podman secret -----------------------
+    /// `POST /libpod/secrets/create?name=NAME` with `data` as the body; a name in use is a
+    /// user error.
+    fn create_secret(&self, name: &str, data: &[u8]) -> impl Future<Output = Result<()>> + Send;
+    /// The secret's bytes (inspect with `showsecret=true`), or `None` when there is none.
+    fn secret_data(&self, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+    /// Removes the secret; `false` when there was none.
+    fn remove_secret(&self, name: &str) -> impl Future<Output = Result<bool>> + Send;
+}
+
+/// What [`Engine::inspect_json`] inspects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inspectable {
+    Container,
+    Image,
+}
+
+impl Inspectable {
+    /// The libpod path segment (`/libpod/containers/NAME/json`), also a word for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Container => "containers",
+            Self::Image => "images",
+        }
+    }
 }
 
 /// A one-way stream of bytes from Podman (logs).
@@ -149,6 +184,8 @@ pub struct ContainerFacts {
     /// Whether it was created with a TTY.
     pub tty: bool,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `State.Health.Status` (`starting`, `healthy`, `unhealthy`); `None` without a check.
+    pub health: Option<String>,
 }
 
 /// An image build: the Containerfile must lie inside the context directory, which is sent
@@ -363,8 +400,12 @@ pub mod fake {
         pub stream_failure: Option<Error>,
         pub calls: Arc<Mutex<Vec<String>>>,
         pub bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+        /// Inspect documents for `inspect_json`, by `containers/NAME` or `images/NAME`.
+        pub inspect_documents: BTreeMap<String, serde_json::Value>,
         /// Pods by name, for `inspect_pod`; `kube play` and `kube down` only record.
         pub pods: BTreeMap<String, super::kube::PodFacts>,
+        /// Secrets by name, shared between clones (`create_secret` adds, `remove_secret` drops).
+        pub secrets: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
     }
 
     impl FakeEngine {
@@ -488,6 +529,16 @@ pub mod fake {
             Ok(self.containers.get(name).cloned())
         }
 
+        async fn inspect_json(
+            &self,
+            object: super::Inspectable,
+            name: &str,
+        ) -> Result<Option<serde_json::Value>> {
+            let key = format!("{}/{name}", object.as_str());
+            self.record(format!("inspect-json {key}"));
+            Ok(self.inspect_documents.get(&key).cloned())
+        }
+
         async fn stop_container(&self, id: &str, timeout_secs: u32) -> Result<()> {
             self.record(format!("stop {id} timeout={timeout_secs}"));
             Ok(())
@@ -562,6 +613,42 @@ pub mod fake {
         async fn inspect_pod(&self, name: &str) -> Result<Option<super::kube::PodFacts>> {
             self.record(format!("inspect-pod {name}"));
             Ok(self.pods.get(name).cloned())
+        }
+
+        // --- podlab notebook ---------------------------------------------------------------
+        async fn create_secret(&self, name: &str, data: &[u8]) -> Result<()> {
+            self.record(format!("secret-create {name}"));
+            let mut secrets = self
+                .secrets
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if secrets.contains_key(name) {
+                return Err(Error::user(format!(
+                    "a podman secret named {name} already exists"
+                )));
+            }
+            secrets.insert(name.to_owned(), data.to_vec());
+            Ok(())
+        }
+
+        async fn secret_data(&self, name: &str) -> Result<Option<Vec<u8>>> {
+            self.record(format!("secret-inspect {name}"));
+            Ok(self
+                .secrets
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(name)
+                .cloned())
+        }
+
+        async fn remove_secret(&self, name: &str) -> Result<bool> {
+            self.record(format!("secret-rm {name}"));
+            Ok(self
+                .secrets
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(name)
+                .is_some())
         }
     }
 }

@@ -15,8 +15,8 @@ use futures_util::StreamExt;
 
 use super::http::{Libpod, query_escape};
 use super::{
-    BuildRequest, ContainerFacts, ContainerSummary, Engine, HostSummary, ImageFacts, Output,
-    PullPolicy, Stdio,
+    BuildRequest, ContainerFacts, ContainerSummary, Engine, HostSummary, ImageFacts, Inspectable,
+    Output, PullPolicy, Stdio,
 };
 use crate::{Error, Result};
 
@@ -105,6 +105,14 @@ struct InspectState {
     running: bool,
     #[serde(rename = "ExitCode", default)]
     exit_code: i32,
+    #[serde(rename = "Health", default)]
+    health: Option<InspectHealth>,
+}
+
+#[derive(Deserialize)]
+struct InspectHealth {
+    #[serde(rename = "Status", default)]
+    status: String,
 }
 
 #[derive(Deserialize)]
@@ -393,6 +401,7 @@ impl Engine for PodmanApi {
                     status: String::new(),
                     running: false,
                     exit_code: 0,
+                    health: None,
                 });
                 let (tty, labels) = inspect
                     .config
@@ -406,6 +415,11 @@ impl Engine for PodmanApi {
                     exit_code: state.exit_code,
                     tty,
                     labels,
+                    // Podman reports an empty status for a container without a check.
+                    health: state
+                        .health
+                        .map(|health| health.status)
+                        .filter(|status| !status.is_empty()),
                 }))
             }
             Err(failure) if failure.status == StatusCode::NOT_FOUND => Ok(None),
@@ -414,6 +428,24 @@ impl Engine for PodmanApi {
                 failure.message
             ))
             .hint("check podman's own view: podman ps -a")),
+        }
+    }
+
+    async fn inspect_json(
+        &self,
+        object: Inspectable,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>> {
+        let kind = object.as_str();
+        let path = format!("/{kind}/{}/json", query_escape(name));
+        match self.libpod.call(Method::GET, &path, None).await? {
+            Ok(bytes) => decode(&format!("{kind} inspect"), &bytes).map(Some),
+            Err(failure) if failure.status == StatusCode::NOT_FOUND => Ok(None),
+            Err(failure) => Err(Error::env(format!(
+                "cannot inspect {name} ({kind}): {}",
+                failure.message
+            ))
+            .hint(format!("check podman's own view: podman inspect {name}"))),
         }
     }
 
@@ -614,6 +646,19 @@ impl Engine for PodmanApi {
 
     async fn inspect_pod(&self, name: &str) -> Result<Option<super::kube::PodFacts>> {
         super::kube::inspect_pod(&self.libpod, name).await
+    }
+
+    // --- podlab notebook: plain libpod calls (see `super::secrets`) ------------------------
+    async fn create_secret(&self, name: &str, data: &[u8]) -> Result<()> {
+        super::secrets::create(&self.libpod, name, data).await
+    }
+
+    async fn secret_data(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        super::secrets::data(&self.libpod, name).await
+    }
+
+    async fn remove_secret(&self, name: &str) -> Result<bool> {
+        super::secrets::remove(&self.libpod, name).await
     }
 }
 

@@ -8,6 +8,7 @@
 //! here and nowhere else.
 
 pub mod config;
+pub mod inspected;
 pub mod scaffold;
 pub mod values;
 
@@ -402,15 +403,7 @@ impl Merged {
             check_exists(&mount.host, false, Some(&origin), "mount source")?;
             mounts.push(mount);
         }
-        let mut roots = DriverRoots::default();
-        if let Some((path, origin)) = self.driver_root {
-            check_exists(&path, true, Some(&origin), "driver root")?;
-            roots.driver_root = path;
-        }
-        if let Some((path, origin)) = self.dev_root {
-            check_exists(&path, true, Some(&origin), "dev root")?;
-            roots.dev_root = path;
-        }
+        let roots = check_roots(self.driver_root, self.dev_root)?;
         Ok(Session {
             project,
             project_dir,
@@ -429,6 +422,23 @@ impl Merged {
             command: self.command,
         })
     }
+}
+
+/// The driver and dev roots, `/` unless set; a set one must be a directory.
+fn check_roots(
+    driver_root: Option<(PathBuf, Origin)>,
+    dev_root: Option<(PathBuf, Origin)>,
+) -> Result<DriverRoots> {
+    let mut roots = DriverRoots::default();
+    if let Some((path, origin)) = driver_root {
+        check_exists(&path, true, Some(&origin), "driver root")?;
+        roots.driver_root = path;
+    }
+    if let Some((path, origin)) = dev_root {
+        check_exists(&path, true, Some(&origin), "dev root")?;
+        roots.dev_root = path;
+    }
+    Ok(roots)
 }
 
 /// Fails unless `path` exists (and is a directory when `dir`); podlab never creates mount

@@ -376,3 +376,87 @@ pub fn listening() -> Vec<String> {
         .filter_map(|line| line.split_whitespace().nth(3).map(str::to_owned))
         .collect()
 }
+
+/// A TCP port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// Removes the test user's containers when a test ends, failed or not.
+pub struct ContainerGuard<'a> {
+    pub host: &'a TestHost,
+    pub names: Vec<String>,
+}
+
+impl Drop for ContainerGuard<'_> {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = self
+                .host
+                .command("podman", &["rm", "-f", "-t", "0", name])
+                .output();
+        }
+    }
+}
+
+/// What a session sees from inside that a copy of it must see too, one fact a line: the GPU
+/// nodes and driver library, the type and `ro`/`rw` of `/workspace`, `/data` and `/dev/shm`,
+/// the size of `/dev/shm` (`shm KiB`), `$WHEN` and `$ROUNDTRIP`, `/data/marker`, the uid, and
+/// what `/workspace` holds.
+pub fn inside_report(host: &TestHost, container: &str) -> String {
+    let script = r#"ls /dev/nvidia0 /dev/nvidiactl && dlopen-test libcuda.so.1 \
+        && awk '$2 == "/workspace" || $2 == "/data" || $2 == "/dev/shm" { split($4, o, ","); print $2, $3, o[1] }' /proc/mounts | sort \
+        && df -k /dev/shm | tail -1 | awk '{ print "shm", $2 }' \
+        && echo "WHEN=$WHEN ROUNDTRIP=$ROUNDTRIP" && cat /data/marker && id -u && ls /workspace"#;
+    let run = host
+        .command("podman", &["exec", container, "sh", "-c", script])
+        .output();
+    run.expect_code(0);
+    run.stdout
+}
+
+/// Starts a session with `podlab run --detach` as the user in `project`, for the round trips
+/// through kube and quadlet: every GPU (inline or by CDI name, as the host offers) from the
+/// NVIDIA root, `WHEN` and `ROUNDTRIP` set, a data directory holding `marker` read-only at
+/// `/data`, a 256m `/dev/shm`, and `port` published for 8080. It runs until it is removed.
+/// Returns the data directory.
+pub fn start_session(host: &TestHost, project: &Path, name: &str, port: u16) -> PathBuf {
+    let data = host.user_dir(&format!("{name}-data"));
+    fs::write(data.join("marker"), format!("marker of {name}\n")).expect("write marker");
+    fs::set_permissions(data.join("marker"), fs::Permissions::from_mode(0o644))
+        .expect("chmod marker");
+    let volume = format!("{}:/data:ro", data.display());
+    let publish = format!("127.0.0.1:{port}:8080");
+    let root = host.nvidia_root.display().to_string();
+    let args = [
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--image",
+        &host.glibc_image,
+        "--gpus",
+        "all",
+        "--driver-root",
+        &root,
+        "--shm-size",
+        "256m",
+        "-e",
+        "WHEN=2024-01-01",
+        "-e",
+        "ROUNDTRIP=yes",
+        "-v",
+        &volume,
+        "-p",
+        &publish,
+        "--",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; sleep 600 & wait",
+    ];
+    host.podlab(&args).cwd(project).output().expect_code(0);
+    data
+}

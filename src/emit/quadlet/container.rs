@@ -94,6 +94,7 @@ pub fn container_unit(
             body: Body::Container(Box::new(container)),
             service: Service {
                 timeout_start_sec: TIMEOUT_START_SEC,
+                restart: None,
             },
             install: Install {
                 wanted_by: vec!["default.target".to_owned()],

@@ -13,6 +13,8 @@ use std::process::Command;
 
 use super::container::container_unit;
 use super::kube::kube_unit;
+use super::notebook::{DEFAULT_COMMAND, DEFAULT_HEALTH_CMD, Notebook, notebook_unit, secret_name};
+use super::set;
 use crate::capabilities::{Capabilities, PodmanVersion};
 use crate::cdi::spec::{ContainerEdits, DeviceNode, Mount as CdiMount};
 use crate::gpu::DriverRoots;
@@ -177,6 +179,34 @@ fn cases() -> Vec<(String, String)> {
         let emitted = container_unit(session, plan, dir, &caps).unwrap();
         out.push((file.to_owned(), emitted.unit.render(&caps).unwrap()));
     }
+    // A JupyterLab notebook on GPU 0, as `podlab notebook install --auto-update` writes it.
+    let mut lab = session(
+        "notebook",
+        GpuRequest::List(vec![GpuSelector::Index(0)]),
+        &DEFAULT_COMMAND,
+    );
+    lab.image = ImageSource::Name("quay.io/jupyter/pytorch-notebook:cuda12-2024-12-02".into());
+    lab.ports = vec!["127.0.0.1:8888:8888".parse().unwrap()];
+    let mut lab_plan = plan(
+        "notebook",
+        GpuMode::Cdi(vec!["nvidia.com/gpu=0".into()]),
+        &["0"],
+    );
+    lab_plan.userns = UserNs::KeepIdTo {
+        uid: 1000,
+        gid: 100,
+    };
+    let notebook = Notebook {
+        secret: secret_name("notebook"),
+        health_cmd: DEFAULT_HEALTH_CMD.to_owned(),
+        auto_update: true,
+    };
+    let caps542 = caps("5.4.2");
+    let emitted = notebook_unit(&lab, &lab_plan, None, &caps542, &notebook).unwrap();
+    out.push((
+        "notebook.container".to_owned(),
+        emitted.unit.render(&caps542).unwrap(),
+    ));
     // The kube flavor of the dev session, next to its YAML (`dev-session.podman.yaml`, from
     // `podlab kube generate`).
     let caps = caps("5.4.2");
@@ -184,6 +214,61 @@ fn cases() -> Vec<(String, String)> {
     out.push((
         "dev-session.kube".to_owned(),
         kube.unit.render(&caps).unwrap(),
+    ));
+    out.extend(unit_sets(&dev, &job, &job_plan.gpus.mode, &caps));
+    out
+}
+
+/// The sets of units of `--kind pod` and of a Containerfile session.
+fn unit_sets(
+    dev: &Session,
+    job: &Session,
+    job_gpus: &GpuMode,
+    caps: &Capabilities,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    // `--kind pod` of the dev session: the pod owns the ports, shm and user mapping.
+    let mut pod_session = dev.clone();
+    pod_session.name = Some("dev-pod".into());
+    let mut emitted = container_unit(
+        &pod_session,
+        &plan("dev-pod", GpuMode::Inline(debian_edits()), &["all"]),
+        None,
+        caps,
+    )
+    .unwrap();
+    let pod = set::join_pod(&mut emitted, caps).unwrap();
+    out.push((
+        "dev-pod.container".to_owned(),
+        emitted.unit.render(caps).unwrap(),
+    ));
+    out.push(("dev-pod.pod".to_owned(), pod.render(caps).unwrap()));
+    // A training job whose image is built from the project's Containerfile by a `.build` unit.
+    let mut built = job.clone();
+    built.name = Some("train-build".into());
+    built.image = ImageSource::Build {
+        containerfile: "/home/dev/vision/Containerfile".into(),
+        context: "/home/dev/vision".into(),
+        args: BTreeMap::from([("CUDA_VERSION".into(), "12.4.1".into())]),
+        tag: "localhost/vision:latest".into(),
+    };
+    let mut emitted = container_unit(
+        &built,
+        &plan("train-build", job_gpus.clone(), &["0", "1"]),
+        None,
+        caps,
+    )
+    .unwrap();
+    let build_unit = set::image_unit(&built.image, &mut emitted, false, caps)
+        .unwrap()
+        .unwrap();
+    out.push((
+        "train-build.container".to_owned(),
+        emitted.unit.render(caps).unwrap(),
+    ));
+    out.push((
+        "train-build.build".to_owned(),
+        build_unit.render(caps).unwrap(),
     ));
     out
 }
@@ -233,9 +318,9 @@ fn golden_units_pass_quadlet() {
     for entry in std::fs::read_dir(golden_dir()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let unit = path
-            .extension()
-            .is_some_and(|ext| ext == "container" || ext == "kube");
+        let unit = path.extension().is_some_and(|ext| {
+            ["container", "kube", "pod", "build", "image"].contains(&&*ext.to_string_lossy())
+        });
         if unit && !generated.iter().any(|(file, _)| *file == name) {
             std::fs::copy(&path, scratch.path().join(&name)).unwrap();
             names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
@@ -250,6 +335,10 @@ fn golden_units_pass_quadlet() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "quadlet failed:\n{stderr}");
+    // A `.pod` and a `.build` unit make services of their own, named after their type.
+    for service in ["dev-pod-pod", "train-build-build"] {
+        names.push(service.to_owned());
+    }
     for name in names {
         assert!(
             stdout.contains(&format!("---{name}.service---")),
@@ -262,4 +351,8 @@ fn golden_units_pass_quadlet() {
         "{stdout}"
     );
     assert!(stdout.contains("\"lr=3e-4 $$USER 100%%\""), "{stdout}");
+    assert!(
+        stdout.contains("--secret podlab-notebook-notebook,type=env,target=JUPYTER_TOKEN"),
+        "{stdout}"
+    );
 }

@@ -11,6 +11,8 @@ mod escape_tests;
 #[cfg(test)]
 mod golden_tests;
 pub mod kube;
+pub mod notebook;
+pub mod set;
 pub mod unit;
 
 pub use container::{Emitted, container_unit};

@@ -39,6 +39,9 @@ pub struct Unit {
 pub enum Body {
     Container(Box<Container>),
     Kube(Kube),
+    Pod(Pod),
+    Image(Image),
+    Build(Build),
 }
 
 /// `[Container]` of a `.container` unit.
@@ -70,8 +73,59 @@ pub struct Container {
     pub global_args: Vec<String>,
     /// `PodmanArgs=`, one line per argument: `podman run` flags quadlet has no key for.
     pub podman_args: Vec<String>,
+    /// `Secret=`, one per secret: `NAME[,type=env,target=VAR]`.
+    pub secret: Vec<String>,
+    /// `HealthCmd=`: a shell command; exit 0 means healthy.
+    pub health_cmd: Option<String>,
+    /// `HealthInterval=`: how often the check runs (`10s`).
+    pub health_interval: Option<String>,
+    /// `Notify=`: `healthy` (5.0+) reports the service started once the check first passes.
+    pub notify: Option<String>,
+    /// `AutoUpdate=` (4.6+): `registry` lets `podman auto-update` pull and restart.
+    pub auto_update: Option<String>,
     /// `Exec=`: the command; empty keeps the image's.
     pub exec: Vec<String>,
+    /// `Pod=` (5.0+): the `.pod` unit the container joins.
+    pub pod: Option<String>,
+}
+
+/// `[Pod]` of a `.pod` unit (5.0+): what the pod's containers share. A container in a pod
+/// cannot have its own user namespace (`--userns and --pod cannot be set together`), and its
+/// own `--shm-size` is silently ignored there, so both belong to the pod.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pod {
+    /// `PodName=`.
+    pub pod_name: String,
+    /// `UserNS=`.
+    pub user_ns: Option<String>,
+    /// `ShmSize=` (5.4+).
+    pub shm_size: Option<String>,
+    /// `PublishPort=`, one per port.
+    pub publish_port: Vec<String>,
+    /// `PodmanArgs=`, one line per argument: `podman pod create` flags the target has no key for.
+    pub podman_args: Vec<String>,
+}
+
+/// `[Image]` of an `.image` unit (4.8+): pulls the image in a service of its own before the
+/// services that use it start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Image {
+    /// `Image=`: the reference pulled.
+    pub image: String,
+}
+
+/// `[Build]` of a `.build` unit (5.2+): builds the session's image from its Containerfile
+/// before the services that use it start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Build {
+    /// `ImageTag=`: the tag the container runs.
+    pub image_tag: String,
+    /// `File=`: the Containerfile, absolute.
+    pub file: String,
+    /// `SetWorkingDirectory=`: the build context, absolute.
+    pub set_working_directory: String,
+    /// `PodmanArgs=`, one line per argument: the build args (`BuildArg=` is newer than 5.4).
+    pub podman_args: Vec<String>,
 }
 
 /// `[Kube]` of a `.kube` unit.
@@ -88,6 +142,8 @@ pub struct Kube {
 pub struct Service {
     /// `TimeoutStartSec=`: big images take minutes to pull.
     pub timeout_start_sec: u32,
+    /// `Restart=`: `on-failure` for long-running services.
+    pub restart: Option<String>,
 }
 
 /// `[Install]`.
@@ -102,6 +158,9 @@ impl Unit {
         match self.body {
             Body::Container(_) => UnitType::Container,
             Body::Kube(_) => UnitType::Kube,
+            Body::Pod(_) => UnitType::Pod,
+            Body::Image(_) => UnitType::Image,
+            Body::Build(_) => UnitType::Build,
         }
     }
 
@@ -123,6 +182,12 @@ impl Unit {
         let (name, lines) = match &self.body {
             Body::Container(container) => ("Container", container.lines()?),
             Body::Kube(kube) => ("Kube", kube.lines()?),
+            Body::Pod(pod) => ("Pod", pod.lines()?),
+            Body::Image(image) => (
+                "Image",
+                vec![("Image", escape::unquoted("Image", &image.image)?)],
+            ),
+            Body::Build(build) => ("Build", build.lines()?),
         };
         for (key, _) in &lines {
             if !caps.has_quadlet_key(unit_type, key) {
@@ -136,10 +201,13 @@ impl Unit {
             }
         }
         section(&mut body, name, &lines);
-        let service = [(
+        let mut service = vec![(
             "TimeoutStartSec",
             self.service.timeout_start_sec.to_string(),
         )];
+        if let Some(restart) = &self.service.restart {
+            service.push(("Restart", escape::raw("Restart", restart)?));
+        }
         section(&mut body, "Service", &service);
         let install: Vec<_> = self
             .install
@@ -190,6 +258,11 @@ impl Container {
             ("UserNS", &self.user_ns),
             ("ShmSize", &self.shm_size),
             ("WorkingDir", &self.working_dir),
+            ("HealthCmd", &self.health_cmd),
+            ("HealthInterval", &self.health_interval),
+            ("Notify", &self.notify),
+            ("AutoUpdate", &self.auto_update),
+            ("Pod", &self.pod),
         ];
         for (key, value) in single {
             if let Some(value) = value {
@@ -217,10 +290,42 @@ impl Container {
         }
         args(&mut lines, "GlobalArgs", &self.global_args)?;
         args(&mut lines, "PodmanArgs", &self.podman_args)?;
+        args(&mut lines, "Secret", &self.secret)?;
         if !self.exec.is_empty() {
             let words: Vec<&str> = self.exec.iter().map(String::as_str).collect();
             lines.push(("Exec", escape::exec("Exec", &words)?));
         }
+        Ok(lines)
+    }
+}
+
+impl Pod {
+    fn lines(&self) -> Result<Lines> {
+        let mut lines = vec![("PodName", escape::unquoted("PodName", &self.pod_name)?)];
+        for (key, value) in [("UserNS", &self.user_ns), ("ShmSize", &self.shm_size)] {
+            if let Some(value) = value {
+                lines.push((key, escape::unquoted(key, value)?));
+            }
+        }
+        for port in &self.publish_port {
+            lines.push(("PublishPort", escape::raw("PublishPort", port)?));
+        }
+        args(&mut lines, "PodmanArgs", &self.podman_args)?;
+        Ok(lines)
+    }
+}
+
+impl Build {
+    fn lines(&self) -> Result<Lines> {
+        let mut lines = vec![
+            ("ImageTag", escape::word("ImageTag", &self.image_tag)?),
+            ("File", escape::unquoted("File", &self.file)?),
+            (
+                "SetWorkingDirectory",
+                escape::unquoted("SetWorkingDirectory", &self.set_working_directory)?,
+            ),
+        ];
+        args(&mut lines, "PodmanArgs", &self.podman_args)?;
         Ok(lines)
     }
 }
@@ -241,8 +346,9 @@ fn args(lines: &mut Lines, key: &'static str, values: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `body` behind podlab's header, which records the body's SHA-256.
-fn with_header(body: &str) -> String {
+/// `body` behind podlab's header, which records the body's SHA-256: units, and the YAML a
+/// `.kube` unit plays.
+pub fn with_header(body: &str) -> String {
     format!(
         "{GENERATED} `podlab quadlet install` replaces this file when the session changes,\n\
          # and will not replace or remove it once it has been edited by hand.\n\
@@ -302,6 +408,7 @@ mod tests {
             body: Body::Container(Box::new(container)),
             service: Service {
                 timeout_start_sec: 900,
+                restart: None,
             },
             install: Install {
                 wanted_by: vec!["default.target".into()],
