@@ -32,8 +32,9 @@ fn unit_dir(host: &TestHost) -> PathBuf {
     host.home.join(".config/containers/systemd/podlab")
 }
 
-/// The `ExecStart=` quadlet generates for `name` from the units under `dirs`.
-fn exec_start(host: &TestHost, dirs: &Path, name: &str) -> String {
+/// The first `key=` line (`ExecStart`, `ExecStartPre`) of the service `name` quadlet
+/// generates from the units under `dirs`.
+fn service_line(host: &TestHost, dirs: &Path, name: &str, key: &str) -> String {
     let run = host
         .command(QUADLET, &["-dryrun", "-user", "-no-kmsg-log"])
         .env("QUADLET_UNIT_DIRS", dirs.display().to_string())
@@ -43,17 +44,23 @@ fn exec_start(host: &TestHost, dirs: &Path, name: &str) -> String {
         panic!("no {header} from quadlet:\n{}", run.stderr);
     };
     let service = rest.split("\n---").next().unwrap_or_default();
+    let prefix = format!("{key}=");
     service
         .lines()
-        .find_map(|line| line.strip_prefix("ExecStart="))
-        .expect("an ExecStart= line")
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {key}= in {name}.service:\n{service}"))
         .to_owned()
 }
 
 /// The podman command line of the service `name` whose unit lies under `dirs`, as systemd
 /// would run it, without the two flags that need systemd (`--sdnotify`, `--cgroups=split`).
 fn podman_command(host: &TestHost, dirs: &Path, name: &str) -> Vec<String> {
-    let line = exec_start(host, dirs, name);
+    service_command(host, dirs, name, "ExecStart")
+}
+
+/// [`podman_command`] for the `key=` line of the service.
+fn service_command(host: &TestHost, dirs: &Path, name: &str, key: &str) -> Vec<String> {
+    let line = service_line(host, dirs, name, key);
     let service = format!("{name}.service");
     let runtime = host.runtime_dir.display().to_string();
     let words = execstart::parse(
@@ -328,4 +335,232 @@ fn a_unit_from_a_running_sessions_inspect_data_recreates_it() {
     wait_for("the copy's port", || listening().contains(&address));
     let _ = fs::remove_dir_all(project);
     let _ = fs::remove_dir_all(data);
+}
+
+/// `--kind pod` for a Containerfile session writes a set: the `.container`, a `.pod` that owns
+/// the ports, shm and user mapping, and a `.build` that builds the image. Their services, run
+/// as systemd would order them (build, pod, container), give a container in the pod running
+/// the image built with the build arg, with the pod's shm and mapping, its port on 127.0.0.1,
+/// and files in the project owned by the user; `quadlet rm` removes the whole set.
+#[test]
+fn a_pod_and_build_set_runs_as_the_user() {
+    let Some(host) = host() else { return };
+    let _socket = common::shared_socket();
+    let project = host.user_dir("quadlet-set");
+    let units = host.user_dir("quadlet-set-units");
+    let name = format!("podlab-e2e-set{}", std::process::id());
+    let tag = format!("localhost/{name}:latest");
+    let port = free_port();
+    write_build_project(host, &project, &tag);
+    let _cleanup = SetCleanup {
+        host,
+        name: name.clone(),
+        tag: tag.clone(),
+    };
+
+    let publish = format!("127.0.0.1:{port}:8080");
+    let out = units.display().to_string();
+    let script = "{ cat /built; id -u; df -k /dev/shm | tail -1; touch /workspace/made-in-pod; } \
+                  > /workspace/report.tmp 2>&1; mv /workspace/report.tmp /workspace/report; sleep 60";
+    let args = [
+        "quadlet",
+        "generate",
+        "--kind",
+        "pod",
+        "--name",
+        &name,
+        "--user-map",
+        "1000:1000",
+        "-p",
+        &publish,
+        "-o",
+        &out,
+        "--",
+        "sh",
+        "-c",
+        script,
+    ];
+    let run = podlab(host, &project, &args);
+    run.expect_code(0);
+    let mut written: Vec<&str> = run.stdout.lines().collect();
+    written.sort_unstable();
+    let expected: Vec<String> = ["build", "container", "pod"]
+        .iter()
+        .map(|ext| units.join(format!("{name}.{ext}")).display().to_string())
+        .collect();
+    assert_eq!(written, expected, "{}", run.stderr);
+    // Without -o, one unit cannot stand alone: say so, write nothing.
+    let alone: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|arg| *arg != "-o" && *arg != out)
+        .collect();
+    let alone = podlab(host, &project, &alone);
+    alone.expect_code(1);
+    assert!(alone.stderr.contains("-o DIR"), "{}", alone.stderr);
+
+    for (service, key) in [
+        (format!("{name}-build"), "ExecStart"),
+        (format!("{name}-pod"), "ExecStartPre"),
+        (format!("{name}-pod"), "ExecStart"),
+        (name.clone(), "ExecStart"),
+    ] {
+        let podman = service_command(host, &units, &service, key);
+        let started = host.command(&podman[0], &podman[1..]).output();
+        started.expect_code(0);
+    }
+    let report = project.join("report");
+    wait_for("the pod's container report", || report.exists());
+    let seen = fs::read_to_string(&report).expect("report");
+    let lines: Vec<&str> = seen.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some("50% of $HOME"),
+        "the build arg, unexpanded:\n{seen}"
+    );
+    // keep-id onto uid 1000 (the image is not built when the units are made), from the pod.
+    assert_eq!(lines.get(1).copied(), Some("1000"), "{seen}");
+    // 128 MiB = 131072 KiB: the pod's shm, which a container in a pod cannot set itself.
+    assert!(seen.contains(" 131072 "), "shm size not applied:\n{seen}");
+    let made = fs::metadata(project.join("made-in-pod")).expect("a file made in /workspace");
+    assert_eq!((made.uid(), made.gid()), (host.uid, host.gid));
+    let address = format!("127.0.0.1:{port}");
+    wait_for("the pod's published port", || {
+        listening().contains(&address)
+    });
+    let pods = host
+        .command(
+            "podman",
+            &[
+                "ps",
+                "--filter",
+                &format!("name=^{name}$"),
+                "--format",
+                "{{.PodName}}",
+            ],
+        )
+        .output();
+    assert_eq!(pods.expect_code(0).stdout.trim(), name);
+}
+
+/// Removes the pod (with its containers), the image and the services' id files.
+struct SetCleanup<'a> {
+    host: &'a TestHost,
+    name: String,
+    tag: String,
+}
+
+impl Drop for SetCleanup<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .host
+            .command("podman", &["pod", "rm", "-f", "-t", "0", &self.name])
+            .output();
+        let _ = self
+            .host
+            .command("podman", &["rmi", "-f", &self.tag])
+            .output();
+        for file in [
+            format!("{}-pod.pid", self.name),
+            format!("{}-pod.pod-id", self.name),
+            format!("{}.cid", self.name),
+        ] {
+            let _ = fs::remove_file(self.host.runtime_dir.join(file));
+        }
+    }
+}
+
+/// `--kind kube` with no `--yaml` writes the session's pod YAML beside its `.kube` unit, and
+/// the service's `podman kube play` of it, run as the user, starts the session's container.
+#[test]
+fn a_kube_unit_plays_the_yaml_written_beside_it() {
+    let Some(host) = host() else { return };
+    let _socket = common::shared_socket();
+    let project = host.user_dir("quadlet-kube");
+    let units = host.user_dir("quadlet-kube-units");
+    let name = format!("podlab-e2e-kq{}", std::process::id());
+    let out = units.display().to_string();
+    let args = [
+        "quadlet",
+        "generate",
+        "--kind",
+        "kube",
+        "--name",
+        &name,
+        "--gpus",
+        "none",
+        "--image",
+        &host.image,
+        "-o",
+        &out,
+        "--",
+        "sh",
+        "-c",
+        "echo played > /workspace/played; sleep 60",
+    ];
+    let run = podlab(host, &project, &args);
+    run.expect_code(0);
+    let yaml = units.join(format!("{name}.yaml"));
+    assert_eq!(
+        run.stdout.lines().collect::<Vec<_>>(),
+        [
+            units.join(format!("{name}.kube")).display().to_string(),
+            yaml.display().to_string()
+        ],
+        "{}",
+        run.stderr
+    );
+    let unit = fs::read_to_string(units.join(format!("{name}.kube"))).expect("the unit");
+    assert!(unit.contains(&format!("\nYaml={name}.yaml\n")), "{unit}");
+
+    let podman = podman_command(host, &units, &name);
+    assert!(
+        podman.iter().any(|arg| *arg == yaml.display().to_string()),
+        "{podman:?}"
+    );
+    let yaml_path = yaml.display().to_string();
+    let _down = KubeDown {
+        host,
+        yaml: yaml_path.clone(),
+    };
+    host.command(&podman[0], &podman[1..])
+        .output()
+        .expect_code(0);
+    let played = project.join("played");
+    wait_for("the played pod's file", || played.exists());
+    let made = fs::metadata(&played).expect("played");
+    assert_eq!((made.uid(), made.gid()), (host.uid, host.gid));
+}
+
+/// `podman kube down` of the YAML, even when the test fails.
+struct KubeDown<'a> {
+    host: &'a TestHost,
+    yaml: String,
+}
+
+impl Drop for KubeDown<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .host
+            .command("podman", &["kube", "down", &self.yaml])
+            .output();
+    }
+}
+
+/// A project whose image is built from its Containerfile (FROM the test image) as `tag`, with
+/// a build arg that holds `%` and `$`, no GPUs and a 128m `/dev/shm`.
+fn write_build_project(host: &TestHost, project: &Path, tag: &str) {
+    fs::write(
+        project.join("Containerfile"),
+        format!(
+            "FROM {}\nARG GREETING=unset\nRUN echo \"$GREETING\" > /built\n",
+            host.image
+        ),
+    )
+    .expect("Containerfile");
+    fs::write(
+        project.join("podlab.toml"),
+        format!("gpus = \"none\"\nshm_size = \"128m\"\n\n[build]\ncontainerfile = \"Containerfile\"\ntag = \"{tag}\"\n\n[build.args]\nGREETING = \"50% of $HOME\"\n"),
+    )
+    .expect("podlab.toml");
 }

@@ -34,7 +34,7 @@ use crate::{Error, Result};
 pub enum Command {
     /// Print Kubernetes YAML for a session: for podman kube play (default) or for a cluster.
     Generate(Box<GenerateArgs>),
-    /// Create and start the pods of a YAML file through the API.
+    /// Create and start the pods of a YAML file (or of a session, by name) through the API.
     Play(PlayArgs),
     /// Stop and remove the pods of a YAML file (or one pod, by name) that podlab started.
     Down(DownArgs),

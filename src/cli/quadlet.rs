@@ -22,8 +22,8 @@ use crate::{Error, Result};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Print the session's unit on stdout, or write it into a directory (-o); `from
-    /// CONTAINER` builds it from a container's inspect data.
+    /// Print the session's unit on stdout, or write it into a directory (-o); as from
+    /// CONTAINER, the unit of a running container, read from its inspect data.
     #[command(visible_alias = "from")]
     Generate(GenerateArgs),
     /// Install the session's unit into ~/.config/containers/systemd/podlab/ and start it.
