@@ -3,7 +3,6 @@
 //! clean up on every path (a failed start, Ctrl-C, a lost socket) so no container is left
 //! behind.
 
-use futures_util::future::Either;
 use tokio::io::AsyncWriteExt;
 
 use crate::capabilities::Capabilities;
@@ -80,25 +79,6 @@ pub async fn start_detached<E: Engine>(
     Ok(plan.name.clone())
 }
 
-/// Starts the container and returns its exit code. The wait goes out with the start rather
-/// than after its reply, so the server is already watching when a short job exits: waiting
-/// only after the start returned cost a run of `true` a fifth of its time.
-async fn start_and_wait<E: Engine>(engine: &E, id: &str) -> Result<i32> {
-    let start = std::pin::pin!(engine.start_container(id));
-    let wait = std::pin::pin!(engine.wait_container(id));
-    match futures_util::future::select(start, wait).await {
-        Either::Left((started, wait)) => {
-            started?;
-            wait.await
-        }
-        // The job ended before the start's reply came back.
-        Either::Right((code, start)) => {
-            start.await?;
-            code
-        }
-    }
-}
-
 /// Runs the container with its output on our stdout/stderr; returns its exit code (130 when
 /// interrupted, after stopping and removing it).
 pub async fn run_attached<E: Engine>(
@@ -111,16 +91,16 @@ pub async fn run_attached<E: Engine>(
     let id = engine.create_container(&body).await?;
     let job = async {
         let mut stream = engine.attach(&id, false).await?;
+        engine.start_container(&id).await?;
         let pump = async {
             let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
             let result = demultiplex(&mut stream, &mut stdout, &mut stderr).await;
             let _ = stdout.flush().await;
             result
         };
-        // A failed start ends the job at once: the stream of a container that never ran
-        // would not end by itself.
-        let ((), code) = tokio::try_join!(pump, start_and_wait(engine, &id))?;
-        Ok(code)
+        let (pumped, code) = tokio::join!(pump, engine.wait_container(&id));
+        pumped?;
+        code
     };
     let outcome = tokio::select! {
         outcome = job => outcome,
