@@ -7,6 +7,7 @@ mod build;
 mod cdi;
 mod code;
 mod config;
+mod deferred;
 mod doctor;
 mod exec;
 mod init;
@@ -31,6 +32,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::engine::ConnectOptions;
 use crate::{Error, Result};
+use deferred::Deferred;
 
 /// podlab: rootless GPU deep-learning environments on Podman.
 #[derive(Debug, Parser)]
@@ -73,52 +75,52 @@ impl GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show podlab's version, the Podman server's version and the socket in use.
-    Version(version::Args),
+    Version(Deferred<version::Args>),
     /// Check that this host is ready for rootless GPU containers.
-    Doctor(doctor::Args),
+    Doctor(Deferred<doctor::Args>),
     /// NVIDIA CDI specs: generate, install, check freshness, list, validate.
     Cdi {
         #[command(subcommand)]
-        command: cdi::Command,
+        command: Deferred<cdi::Command>,
     },
     /// Write a commented podlab.toml and a Containerfile for a CUDA/PyTorch/JupyterLab image.
-    Init(init::Args),
+    Init(Deferred<init::Args>),
     /// Print the session that flags, podlab.toml and the defaults resolve to.
-    Config(config::Args),
+    Config(Deferred<config::Args>),
     /// Build the session's image from [build] in podlab.toml (or --file) through the API.
-    Build(build::Args),
+    Build(Deferred<build::Args>),
     /// Pull an image through the API.
-    Pull(pull::Args),
+    Pull(Deferred<pull::Args>),
     /// Open VS Code attached to a running session (or print the attach URI).
-    Code(code::Args),
+    Code(Deferred<code::Args>),
     /// Run a command in a new container of the session, as one job, and return its exit code.
-    Run(run::Args),
+    Run(Deferred<run::Args>),
     /// Open an interactive shell in a new container of the session.
-    Shell(shell::Args),
+    Shell(Deferred<shell::Args>),
     /// Run a command in a running session and return its exit code.
-    Exec(exec::Args),
+    Exec(Deferred<exec::Args>),
     /// List podlab's sessions: name, project, kind, GPUs, ports, status, age.
-    Ps(ps::Args),
+    Ps(Deferred<ps::Args>),
     /// Print a session's output (-f: follow it until the session exits).
-    Logs(logs::Args),
+    Logs(Deferred<logs::Args>),
     /// Stop a session, keeping its container for podlab logs.
-    Stop(stop::Args),
+    Stop(Deferred<stop::Args>),
     /// Remove a session's container (-f: a running one too).
-    Rm(rm::Args),
+    Rm(Deferred<rm::Args>),
     /// Kubernetes YAML from a session (for podman kube play or a cluster); kube play / down.
     Kube {
         #[command(subcommand)]
-        command: kube::Command,
+        command: Deferred<kube::Command>,
     },
     /// Quadlet units: a session as a systemd user service (generate, install, rm).
     Quadlet {
         #[command(subcommand)]
-        command: quadlet::Command,
+        command: Deferred<quadlet::Command>,
     },
     /// JupyterLab as a systemd user service: install, url, status, logs, start, stop, rm.
     Notebook {
         #[command(subcommand)]
-        command: notebook::Command,
+        command: Deferred<notebook::Command>,
     },
 }
 
@@ -156,24 +158,32 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<u8> {
     let connect = cli.global.connect_options();
     match cli.command {
-        Command::Version(args) => version::run(&args, &connect).await,
-        Command::Doctor(args) => doctor::run(&args, &connect).await,
-        Command::Cdi { command } => cdi::run(command, connect.url).await,
-        Command::Init(args) => init::run(&args),
-        Command::Config(args) => config::run(args),
-        Command::Build(args) => build::run(args, &connect).await,
-        Command::Pull(args) => pull::run(&args, &connect).await,
-        Command::Run(args) => run::run(args, &connect).await,
-        Command::Code(args) => code::run(&args, &connect).await,
-        Command::Shell(args) => shell::run(args, &connect).await,
-        Command::Exec(args) => exec::run(&args, &connect).await,
-        Command::Ps(args) => ps::run(&args, &connect).await,
-        Command::Logs(args) => logs::run(&args, &connect).await,
-        Command::Stop(args) => stop::run(&args, &connect).await,
-        Command::Rm(args) => rm::run(&args, &connect).await,
-        Command::Kube { command } => kube::run(command, &connect).await,
-        Command::Quadlet { command } => quadlet::run(command, &connect).await,
-        Command::Notebook { command } => notebook::run(command, &connect).await,
+        Command::Version(Deferred(args)) => version::run(&args, &connect).await,
+        Command::Doctor(Deferred(args)) => doctor::run(&args, &connect).await,
+        Command::Cdi {
+            command: Deferred(command),
+        } => cdi::run(command, connect.url).await,
+        Command::Init(Deferred(args)) => init::run(&args),
+        Command::Config(Deferred(args)) => config::run(args),
+        Command::Build(Deferred(args)) => build::run(args, &connect).await,
+        Command::Pull(Deferred(args)) => pull::run(&args, &connect).await,
+        Command::Run(Deferred(args)) => run::run(args, &connect).await,
+        Command::Code(Deferred(args)) => code::run(&args, &connect).await,
+        Command::Shell(Deferred(args)) => shell::run(args, &connect).await,
+        Command::Exec(Deferred(args)) => exec::run(&args, &connect).await,
+        Command::Ps(Deferred(args)) => ps::run(&args, &connect).await,
+        Command::Logs(Deferred(args)) => logs::run(&args, &connect).await,
+        Command::Stop(Deferred(args)) => stop::run(&args, &connect).await,
+        Command::Rm(Deferred(args)) => rm::run(&args, &connect).await,
+        Command::Kube {
+            command: Deferred(command),
+        } => kube::run(command, &connect).await,
+        Command::Quadlet {
+            command: Deferred(command),
+        } => quadlet::run(command, &connect).await,
+        Command::Notebook {
+            command: Deferred(command),
+        } => notebook::run(command, &connect).await,
     }
 }
 

@@ -88,7 +88,7 @@ mod tests {
     fn parse(args: &[&str]) -> Args {
         let cli = Cli::try_parse_from([&["podlab", "shell"], args].concat()).unwrap();
         match cli.command {
-            Command::Shell(args) => args,
+            Command::Shell(Deferred(args)) => args,
             other => panic!("parsed as {other:?}"),
         }
     }
