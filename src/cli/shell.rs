@@ -83,7 +83,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::cli::{Cli, Command};
+    use crate::cli::{Cli, Command, Deferred};
 
     fn parse(args: &[&str]) -> Args {
         let cli = Cli::try_parse_from([&["podlab", "shell"], args].concat()).unwrap();
