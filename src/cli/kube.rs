@@ -252,6 +252,8 @@ pub async fn plan_kube<E: Engine>(
             Vec::new(),
         ),
     };
+    let label_disable =
+        output.target == Target::Podman && gpus != Gpus::None && plan::selinux_enforcing();
     Ok(KubePlan {
         name,
         target: output.target,
@@ -264,6 +266,7 @@ pub async fn plan_kube<E: Engine>(
         pvc_size: output.pvc_size.clone(),
         storage_class: output.storage_class.clone(),
         runtime_class: output.runtime_class.clone(),
+        label_disable,
     })
 }
 

@@ -27,8 +27,9 @@ use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HostPathVolumeSource,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod,
-    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SELinuxOptions,
+    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -128,6 +129,10 @@ pub struct KubePlan {
     pub pvc_size: String,
     pub storage_class: Option<String>,
     pub runtime_class: Option<String>,
+    /// GPUs on an SELinux-enforcing host: the podman flavor runs the container as `spc_t`,
+    /// which is what `--security-opt label=disable` does, since the driver's files and device
+    /// nodes carry host labels a confined container may not use.
+    pub label_disable: bool,
 }
 
 /// The YAML, and what the user should know about it (printed as warnings).
@@ -406,6 +411,13 @@ fn objects(session: &Session, plan: &KubePlan, notices: &mut Vec<String>) -> Res
             ..ResourceRequirements::default()
         }),
         volume_mounts: Some(mounts),
+        security_context: (podman && plan.label_disable).then(|| SecurityContext {
+            se_linux_options: Some(SELinuxOptions {
+                type_: Some("spc_t".to_owned()),
+                ..SELinuxOptions::default()
+            }),
+            ..SecurityContext::default()
+        }),
         ..Container::default()
     };
     let (annotations, security_context) = if podman {
@@ -1074,6 +1086,7 @@ mod tests {
             pvc_size: "10Gi".into(),
             storage_class: None,
             runtime_class: None,
+            label_disable: false,
         }
     }
 
@@ -1188,6 +1201,24 @@ mod tests {
         assert_eq!(container["volumeMounts"][2]["mountPath"], "/dev/shm");
         assert_eq!(container["volumeMounts"][1]["readOnly"], true);
         assert_eq!(doc["metadata"]["labels"]["io.podlab.project"], "demo");
+    }
+
+    #[test]
+    fn gpus_under_selinux_run_as_spc_t_in_the_podman_flavor_only() {
+        let gpus = Gpus::CdiNames(vec!["nvidia.com/gpu=all".into()]);
+        let mut podman = plan(Target::Podman, Kind::Pod, gpus);
+        let container = |plan: &KubePlan| {
+            docs(&generate(&session(), plan).unwrap())[0]["spec"]["containers"][0].clone()
+        };
+        assert!(container(&podman).get("securityContext").is_none());
+        podman.label_disable = true;
+        assert_eq!(
+            container(&podman)["securityContext"],
+            serde_json::json!({ "seLinuxOptions": { "type": "spc_t" } })
+        );
+        let mut kubernetes = plan(Target::Kubernetes, Kind::Pod, Gpus::Count(2));
+        kubernetes.label_disable = true;
+        assert!(container(&kubernetes).get("securityContext").is_none());
     }
 
     #[test]
@@ -1397,6 +1428,7 @@ mod golden {
             pvc_size: "100Gi".into(),
             storage_class: None,
             runtime_class: None,
+            label_disable: false,
         }
     }
 
