@@ -231,6 +231,18 @@ where
     }
 }
 
+/// Fails unless the session runs: exec needs a running container.
+pub fn require_running(session: &ContainerFacts) -> Result<()> {
+    if session.running {
+        return Ok(());
+    }
+    Err(Error::user(format!(
+        "{} is not running ({})",
+        session.name, session.state
+    ))
+    .hint("exec needs a running session: see podlab ps, or start one with podlab run -d"))
+}
+
 /// Runs `command` in the running session, its output on `stdout` and `stderr`; its exit code.
 pub async fn exec<E, O, W>(
     engine: &E,
@@ -244,15 +256,9 @@ where
     O: AsyncWrite + Unpin,
     W: AsyncWrite + Unpin,
 {
-    if !session.running {
-        return Err(Error::user(format!(
-            "{} is not running ({})",
-            session.name, session.state
-        ))
-        .hint("exec needs a running session: see podlab ps, or start one with podlab run -d"));
-    }
-    let exec_id = engine.exec_create(&session.id, command).await?;
-    let mut stream = engine.exec_start(&exec_id).await?;
+    require_running(session)?;
+    let exec_id = engine.exec_create(&session.id, command, false).await?;
+    let mut stream = engine.exec_start(&exec_id, false).await?;
     demultiplex(&mut stream, stdout, stderr).await?;
     let _ = stdout.flush().await;
     engine.exec_exit_code(&exec_id).await

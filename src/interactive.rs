@@ -62,32 +62,90 @@ pub async fn run_interactive<E: Engine>(
     session: &Session,
     plan: &ContainerPlan,
 ) -> Result<i32> {
-    let mut signals = Signals::install()?;
-    let (resize_tx, resizes) = mpsc::unbounded_channel();
-    // Raw from before the container exists: keys typed while it starts are not echoed twice.
-    let raw = RawMode::stdin()?;
-    let console = Console {
-        input: read_stdin()?,
-        output: tokio::io::stdout(),
-        resizes,
-    };
-    if let Some(size) = terminal::stdin_size() {
-        let _ = resize_tx.send(size);
-    }
-    let stop = async move { signals.next_stop(&resize_tx).await };
+    let mut terminal = Terminal::open()?;
+    let console = terminal.console()?;
+    let stop = async move { terminal.signals.next_stop(&terminal.resize_tx).await };
     let ended = drive(engine, session, plan, console, stop).await;
     // The terminal is restored (here, or by the guard on the way out of `?`) before anything
     // more is printed, errors included.
-    drop(raw);
-    match ended? {
-        Ended::Exited(code) => Ok(code),
+    drop(terminal.raw);
+    Ok(ended_code(ended?, &format!("stopped and removed {}", plan.name)))
+}
+
+/// Runs `command` in the running container `container` (named `name`) with a TTY, attached to
+/// our terminal; its exit code (or 128 + the signal's number when podlab was told to stop,
+/// which hangs up the command's terminal). Our stdin must be a terminal.
+pub async fn exec_interactive<E: Engine>(
+    engine: &E,
+    container: &str,
+    name: &str,
+    command: &[String],
+) -> Result<i32> {
+    let mut terminal = Terminal::open()?;
+    let console = terminal.console()?;
+    let exec_id = engine.exec_create(container, command, true).await?;
+    let peer = ExecSession {
+        engine,
+        exec_id: &exec_id,
+    };
+    let ended = tokio::select! {
+        code = converse(&peer, name, console) => code.map(Ended::Exited),
+        interrupt = terminal.signals.next_stop(&terminal.resize_tx) => Ok(Ended::Stopped(interrupt)),
+    };
+    drop(terminal.raw);
+    Ok(ended_code(ended?, &format!("hung up the command in {name}")))
+}
+
+/// Our terminal, raw, with the signals a session handles.
+struct Terminal {
+    signals: Signals,
+    resize_tx: mpsc::UnboundedSender<Size>,
+    resizes: Option<mpsc::UnboundedReceiver<Size>>,
+    raw: RawMode,
+}
+
+impl Terminal {
+    /// Raw from before the command exists: keys typed while it starts are not echoed twice.
+    fn open() -> Result<Self> {
+        let signals = Signals::install()?;
+        let (resize_tx, resizes) = mpsc::unbounded_channel();
+        let raw = RawMode::stdin()?;
+        if let Some(size) = terminal::stdin_size() {
+            let _ = resize_tx.send(size);
+        }
+        Ok(Self {
+            signals,
+            resize_tx,
+            resizes: Some(resizes),
+            raw,
+        })
+    }
+
+    /// Our stdin, stdout and window sizes, for one conversation.
+    fn console(&mut self) -> Result<Console<tokio::io::Stdout>> {
+        let resizes = self
+            .resizes
+            .take()
+            .ok_or_else(|| Error::env("the terminal has one console"))?;
+        Ok(Console {
+            input: read_stdin()?,
+            output: tokio::io::stdout(),
+            resizes,
+        })
+    }
+}
+
+/// The exit code a session ended with; `what` says what stopping it did.
+fn ended_code(ended: Ended, what: &str) -> i32 {
+    match ended {
+        Ended::Exited(code) => code,
         Ended::Stopped(interrupt) => {
             // Not after a hangup: the terminal is gone, and the log writer treats a failed
             // write to stderr as fatal.
             if interrupt.signal != "SIGHUP" {
-                tracing::warn!("{}: stopped and removed {}", interrupt.signal, plan.name);
+                tracing::warn!("{}: {what}", interrupt.signal);
             }
-            Ok(interrupt.code)
+            interrupt.code
         }
     }
 }
@@ -160,8 +218,9 @@ async fn drive<E: SessionCalls, O: AsyncWrite + Unpin>(
     let body = create_body(session, plan);
     tracing::debug!(body = %body, "creating the container");
     let id = engine.create_container(&body).await?;
+    let peer = NewContainer { engine, id: &id };
     let outcome = tokio::select! {
-        outcome = converse(engine, &id, &plan.name, console) => outcome,
+        outcome = converse(&peer, &plan.name, console) => outcome,
         interrupt = stop => {
             engine.stop_and_remove(&id, STOP_TIMEOUT_SECS).await?;
             return Ok(Ended::Stopped(interrupt));
@@ -174,10 +233,95 @@ async fn drive<E: SessionCalls, O: AsyncWrite + Unpin>(
     outcome.map(Ended::Exited)
 }
 
-/// Attach, start, then pump both ways until the container exits; its exit code.
-async fn converse<E: SessionCalls, O: AsyncWrite + Unpin>(
-    engine: &E,
-    id: &str,
+/// The other end of a conversation: where the command with the TTY runs.
+trait Peer {
+    /// Starts the command at window size `first` (when known); its terminal stream.
+    fn open(&self, first: Option<Size>) -> impl Future<Output = Result<Stdio>>;
+    /// Sends a window size; a failure only costs the command a wrong size.
+    fn resize(&self, size: Size) -> impl Future<Output = ()>;
+    /// The command's exit code, once it has exited.
+    fn exit_code(&self) -> impl Future<Output = Result<i32>>;
+    /// Whether the terminal stream ends only once the command has exited, so the exit code
+    /// is asked for then, not waited for alongside.
+    fn stream_ends_at_exit(&self) -> bool;
+}
+
+/// A new container, run with a TTY (`podlab shell`).
+struct NewContainer<'a, E> {
+    engine: &'a E,
+    id: &'a str,
+}
+
+impl<E: SessionCalls> Peer for NewContainer<'_, E> {
+    async fn open(&self, first: Option<Size>) -> Result<Stdio> {
+        let stream = self.engine.attach(self.id, true).await?;
+        // Attaching has set up the container's TTY: sized now, the command starts at our size
+        // instead of 80x24 (vim or htop as the command read it once, at start). The same size
+        // is sent again once running, for a Podman that resizes only running containers.
+        if let Some(size) = first {
+            self.resize(size).await;
+        }
+        self.engine.start_container(self.id).await?;
+        if let Some(size) = first {
+            self.resize(size).await;
+        }
+        Ok(stream)
+    }
+
+    async fn resize(&self, size: Size) {
+        if let Err(err) = self.engine.resize(self.id, size.rows, size.cols).await {
+            tracing::debug!("resize to {}x{}: {err}", size.rows, size.cols);
+        }
+    }
+
+    fn exit_code(&self) -> impl Future<Output = Result<i32>> {
+        self.engine.wait_container(self.id)
+    }
+
+    fn stream_ends_at_exit(&self) -> bool {
+        false
+    }
+}
+
+/// A command run with a TTY in a running container (`podlab exec -it`). Its stream ends when
+/// the command exits, and only then does Podman have its exit code: there is nothing to wait
+/// on alongside.
+struct ExecSession<'a, E> {
+    engine: &'a E,
+    exec_id: &'a str,
+}
+
+impl<E: Engine> Peer for ExecSession<'_, E> {
+    async fn open(&self, first: Option<Size>) -> Result<Stdio> {
+        let stream = self.engine.exec_start(self.exec_id, true).await?;
+        if let Some(size) = first {
+            self.resize(size).await;
+        }
+        Ok(stream)
+    }
+
+    async fn resize(&self, size: Size) {
+        let resized = self
+            .engine
+            .exec_resize(self.exec_id, size.rows, size.cols)
+            .await;
+        if let Err(err) = resized {
+            tracing::debug!("exec resize to {}x{}: {err}", size.rows, size.cols);
+        }
+    }
+
+    fn exit_code(&self) -> impl Future<Output = Result<i32>> {
+        self.engine.exec_exit_code(self.exec_id)
+    }
+
+    fn stream_ends_at_exit(&self) -> bool {
+        true
+    }
+}
+
+/// Starts the peer's command, then pumps both ways until it exits; its exit code.
+async fn converse<P: Peer, O: AsyncWrite + Unpin>(
+    peer: &P,
     name: &str,
     console: Console<O>,
 ) -> Result<i32> {
@@ -186,18 +330,8 @@ async fn converse<E: SessionCalls, O: AsyncWrite + Unpin>(
         mut output,
         mut resizes,
     } = console;
-    let stream = engine.attach(id, true).await?;
-    // Attaching has set up the container's TTY: sized now, the command starts at our size
-    // instead of 80x24 (vim or htop as the command read it once, at start). The same size is
-    // sent again once running, for a Podman that resizes only running containers.
     let first = resizes.try_recv().ok();
-    if let Some(size) = first {
-        resize(engine, id, size).await;
-    }
-    engine.start_container(id).await?;
-    if let Some(size) = first {
-        resize(engine, id, size).await;
-    }
+    let stream = peer.open(first).await?;
     let (mut from_container, mut to_container) = tokio::io::split(stream);
     let forward = async {
         let mut typing = true;
@@ -213,23 +347,23 @@ async fn converse<E: SessionCalls, O: AsyncWrite + Unpin>(
                     }
                     None => typing = false,
                 },
-                Some(size) = resizes.recv() => resize(engine, id, size).await,
+                Some(size) = resizes.recv() => peer.resize(size).await,
                 else => return std::future::pending::<Infallible>().await,
             }
         }
     };
     let shown = show(&mut from_container, &mut output);
-    let exited = finish(shown, engine.wait_container(id), name);
+    let exited = async {
+        if peer.stream_ends_at_exit() {
+            shown.await?;
+            peer.exit_code().await
+        } else {
+            finish(shown, peer.exit_code(), name).await
+        }
+    };
     tokio::select! {
         never = forward => match never {},
         code = exited => code,
-    }
-}
-
-/// Sends a window size; a failure only costs the container a wrong size.
-async fn resize<E: SessionCalls>(engine: &E, id: &str, size: Size) {
-    if let Err(err) = engine.resize(id, size.rows, size.cols).await {
-        tracing::debug!("resize to {}x{}: {err}", size.rows, size.cols);
     }
 }
 

@@ -353,3 +353,67 @@ fn without_a_terminal_shell_fails_and_points_to_run() {
     );
     assert!(run.stdout.is_empty());
 }
+
+/// `podlab exec -it` gives a second shell in a running session: a TTY at our window size,
+/// Ctrl-C for the command in it, and the shell's exit status; the session keeps running.
+#[test]
+fn exec_it_opens_a_shell_in_a_running_session() {
+    let Some(host) = host() else { return };
+    let _socket = shared_socket();
+    let project = host.user_dir("exec-it");
+    let marks = marks_dir("exec-it");
+    let name = format!("podlab-e2e-exec{}", std::process::id());
+    let started = host
+        .podlab(&[
+            "run",
+            "--detach",
+            "--name",
+            &name,
+            "--gpus",
+            "none",
+            "--image",
+            &host.image,
+            "--",
+            "sleep",
+            "600",
+        ])
+        .cwd(&project)
+        .output();
+    started.expect_code(0);
+    let _guard = common::ContainerGuard {
+        host,
+        names: vec![name.clone()],
+    };
+    let args = ["exec", "-it", &name, "--", "sh"];
+    let tmux = Tmux::start(
+        "exec-it",
+        &marks,
+        &pane_command(host, &project, &marks, &args),
+    );
+    tmux.wait_for_prompt();
+    tmux.type_line("echo tty=$(tty) hello-$((6*7))");
+    tmux.wait_for_text("hello-42");
+    assert!(tmux.screen().contains("tty=/dev/pts/"), "{}", tmux.screen());
+    tmux.ask_until("echo size=$(stty size)", "size=30 120");
+    tmux.type_line("sleep 3218");
+    wait_for("sleep to run in the session", || {
+        Command::new("pgrep")
+            .args(["-u", &host.user, "-f", "^sleep 3218$"])
+            .output()
+            .is_ok_and(|found| found.status.success())
+    });
+    tmux.keys("C-c");
+    tmux.type_line("echo interrupted=$?");
+    tmux.wait_for_text("interrupted=130");
+    tmux.type_line("exit 5");
+    assert_eq!(exit_status(&marks), 5, "screen:\n{}", tmux.screen());
+    assert_terminal_restored(&marks);
+    let state = host
+        .command(
+            "podman",
+            &["inspect", "--format", "{{.State.Status}}", &name],
+        )
+        .output();
+    assert_eq!(state.expect_code(0).stdout.trim(), "running");
+    remove_dirs(&[&project, &marks]);
+}

@@ -46,7 +46,12 @@ impl Libpod {
         }
     }
 
-    async fn sender(&self) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    async fn sender<B>(&self) -> Result<hyper::client::conn::http1::SendRequest<B>>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let stream = UnixStream::connect(&self.socket)
             .await
             .map_err(|err| self.lost(&err))?;
@@ -148,6 +153,14 @@ impl Libpod {
             .send_request(Self::request(method, path, body)?)
             .await
             .map_err(|err| self.lost(&err))?;
+        self.streamed(response).await
+    }
+
+    /// The body of a successful `response`, to read as it arrives; a failure read whole.
+    async fn streamed(
+        &self,
+        response: hyper::Response<Incoming>,
+    ) -> Result<std::result::Result<BodyReader, ApiFailure>> {
         let status = response.status();
         if status.is_success() {
             return Ok(Ok(BodyReader {
@@ -294,6 +307,95 @@ impl Libpod {
             .body(Full::new(Bytes::from(body)))
             .map_err(|err| Error::env(format!("cannot build request {path}: {err}")))?;
         self.send(request).await
+    }
+}
+
+// --- A request body streamed from a file (podlab build) -------------------------------------
+
+/// `podlab build` sends the build context, which can be gigabytes, as the body of one
+/// request: [`FileBody`] reads it from disk as hyper asks for more, so it never sits in memory.
+impl Libpod {
+    /// Sends `body` as `content_type` and returns the answer to read as it arrives, like
+    /// [`Self::stream`]; `Err(Ok(failure))` is Podman saying no.
+    pub async fn upload(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: FileBody,
+    ) -> Result<std::result::Result<BodyReader, ApiFailure>> {
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{PREFIX}{path}"))
+            .header(hyper::header::HOST, "d")
+            .header(hyper::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .map_err(|err| Error::env(format!("cannot build request {path}: {err}")))?;
+        let mut sender = self.sender().await?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|err| self.lost(&err))?;
+        self.streamed(response).await
+    }
+}
+
+/// A file's contents from its current position, `len` bytes, as a request body of known
+/// length (hyper sends it with a `Content-Length`).
+#[derive(Debug)]
+pub struct FileBody {
+    file: tokio::fs::File,
+    left: u64,
+    buf: Box<[u8]>,
+}
+
+impl FileBody {
+    pub fn new(file: std::fs::File, len: u64) -> Self {
+        Self {
+            file: tokio::fs::File::from_std(file),
+            left: len,
+            buf: vec![0; 256 * 1024].into_boxed_slice(),
+        }
+    }
+}
+
+impl hyper::body::Body for FileBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        let want = usize::try_from(this.left).map_or(this.buf.len(), |left| left.min(this.buf.len()));
+        let Some(buf) = this.buf.get_mut(..want) else {
+            return Poll::Ready(None);
+        };
+        if buf.is_empty() {
+            return Poll::Ready(None);
+        }
+        let mut read = ReadBuf::new(buf);
+        match Pin::new(&mut this.file).poll_read(cx, &mut read) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(err)) => Poll::Ready(Some(Err(err))),
+            Poll::Ready(Ok(())) if read.filled().is_empty() => Poll::Ready(Some(Err(
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file ended early"),
+            ))),
+            Poll::Ready(Ok(())) => {
+                let data = Bytes::copy_from_slice(read.filled());
+                this.left -= data.len() as u64;
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(data))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.left)
     }
 }
 

@@ -6,6 +6,7 @@
 //! ([`podman::PodmanApi`]) uses the `podman-api` crate; unit tests use a fake.
 
 pub mod autostart;
+pub mod build_context;
 pub mod frames;
 pub mod http;
 pub mod kube;
@@ -102,15 +103,24 @@ pub trait Engine {
     /// The container's output so far (and, with `follow`, until it exits), as Podman's
     /// multiplexed frames (see [`frames`]).
     fn logs(&self, id: &str, follow: bool) -> impl Future<Output = Result<Output>> + Send;
-    /// Creates an exec session running `command` in the running container, without a TTY or
-    /// stdin; its id.
+    /// Creates an exec session running `command` in the running container; its id. With
+    /// `tty`, the command gets a TTY and our stdin; without, neither.
     fn exec_create(
         &self,
         id: &str,
         command: &[String],
+        tty: bool,
     ) -> impl Future<Output = Result<String>> + Send;
-    /// Starts the exec session; its output as multiplexed frames.
-    fn exec_start(&self, exec_id: &str) -> impl Future<Output = Result<Stdio>> + Send;
+    /// Starts the exec session; its output as multiplexed frames, or with `tty` (as created)
+    /// the TTY's bytes both ways.
+    fn exec_start(&self, exec_id: &str, tty: bool) -> impl Future<Output = Result<Stdio>> + Send;
+    /// Sets the window size of an exec session's TTY.
+    fn exec_resize(
+        &self,
+        exec_id: &str,
+        rows: u16,
+        cols: u16,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// The exit code of a finished exec session.
     fn exec_exit_code(&self, exec_id: &str) -> impl Future<Output = Result<i32>> + Send;
     /// Builds an image, passing each line of build output to `output` as it comes; the new
@@ -554,14 +564,19 @@ pub mod fake {
             Ok(Box::new(self.framed_output()))
         }
 
-        async fn exec_create(&self, id: &str, command: &[String]) -> Result<String> {
-            self.record(format!("exec {id} {}", command.join(" ")));
+        async fn exec_create(&self, id: &str, command: &[String], tty: bool) -> Result<String> {
+            self.record(format!("exec {id} tty={tty} {}", command.join(" ")));
             Ok("e0".to_owned())
         }
 
-        async fn exec_start(&self, exec_id: &str) -> Result<Stdio> {
-            self.record(format!("exec-start {exec_id}"));
+        async fn exec_start(&self, exec_id: &str, tty: bool) -> Result<Stdio> {
+            self.record(format!("exec-start {exec_id} tty={tty}"));
             Ok(Box::new(self.framed_output()))
+        }
+
+        async fn exec_resize(&self, exec_id: &str, rows: u16, cols: u16) -> Result<()> {
+            self.record(format!("exec-resize {exec_id} {rows}x{cols}"));
+            Ok(())
         }
 
         async fn exec_exit_code(&self, exec_id: &str) -> Result<i32> {

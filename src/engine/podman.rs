@@ -13,7 +13,8 @@ use serde::Deserialize;
 
 use futures_util::StreamExt;
 
-use super::http::{Libpod, query_escape};
+use super::http::{FileBody, Libpod, query_escape};
+use tokio::io::AsyncBufReadExt as _;
 use super::{
     BuildRequest, ContainerFacts, ContainerSummary, Engine, HostSummary, ImageFacts, Inspectable,
     Output, PullPolicy, Stdio,
@@ -180,19 +181,54 @@ fn parse_rfc3339(text: &str) -> Option<i64> {
     Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
 }
 
-/// The text of a podman-api `JsonError` (`{error}-{errorDetail.message}`, usually the same
-/// message twice), once.
-fn json_error_text(display: &str) -> String {
-    let half = display.len() / 2;
-    let text = match (
-        display.get(..half),
-        display.get(half..half + 1),
-        display.get(half + 1..),
-    ) {
-        (Some(first), Some("-"), Some(second)) if first == second => first,
-        _ => display,
-    };
-    text.trim().to_owned()
+/// One line of `POST /libpod/build` output.
+#[derive(Debug, PartialEq, Eq)]
+enum BuildEvent {
+    /// `{"stream": ...}`: build output.
+    Output(String),
+    /// `{"error": ..., "errorDetail": {"message": ...}}`: the failed step's message.
+    Failed(String),
+    /// Anything else (`{"aux": ...}`, blank lines).
+    Other,
+}
+
+#[derive(Deserialize)]
+struct BuildLine {
+    #[serde(default)]
+    stream: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(rename = "errorDetail", default)]
+    error_detail: Option<BuildErrorDetail>,
+}
+
+#[derive(Deserialize)]
+struct BuildErrorDetail {
+    #[serde(default)]
+    message: Option<String>,
+}
+
+fn build_event(line: &str) -> Result<BuildEvent> {
+    if line.trim().is_empty() {
+        return Ok(BuildEvent::Other);
+    }
+    let parsed: BuildLine = serde_json::from_str(line).map_err(|err| {
+        Error::env(format!("podman's build output is unreadable ({err}): {line}"))
+            .hint("check the service: podman info (run podlab -v for details)")
+    })?;
+    let error = [
+        parsed.error,
+        parsed.error_detail.and_then(|detail| detail.message),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|text| text.trim().to_owned())
+    .find(|text| !text.is_empty());
+    Ok(match (error, parsed.stream) {
+        (Some(text), _) => BuildEvent::Failed(text),
+        (None, Some(text)) => BuildEvent::Output(text),
+        (None, None) => BuildEvent::Other,
+    })
 }
 
 /// Whether a pull error says the image or its name does not exist (the user's mistake)
@@ -490,13 +526,13 @@ impl Engine for PodmanApi {
         }
     }
 
-    async fn exec_create(&self, id: &str, command: &[String]) -> Result<String> {
+    async fn exec_create(&self, id: &str, command: &[String], tty: bool) -> Result<String> {
         let body = serde_json::json!({
             "Cmd": command,
-            "AttachStdin": false,
+            "AttachStdin": tty,
             "AttachStdout": true,
             "AttachStderr": true,
-            "Tty": false,
+            "Tty": tty,
         });
         let path = format!("/containers/{id}/exec");
         match self.libpod.call(Method::POST, &path, Some(&body)).await? {
@@ -514,10 +550,17 @@ impl Engine for PodmanApi {
         }
     }
 
-    async fn exec_start(&self, exec_id: &str) -> Result<Stdio> {
-        let body = serde_json::json!({ "Detach": false, "Tty": false });
+    async fn exec_start(&self, exec_id: &str, tty: bool) -> Result<Stdio> {
+        let body = serde_json::json!({ "Detach": false, "Tty": tty });
         let path = format!("/exec/{exec_id}/start");
         Ok(Box::new(self.libpod.upgrade(&path, Some(&body)).await?))
+    }
+
+    async fn exec_resize(&self, exec_id: &str, rows: u16, cols: u16) -> Result<()> {
+        let path = format!("/exec/{exec_id}/resize?h={rows}&w={cols}");
+        // A resize racing the command's exit is harmless.
+        let _ = self.libpod.call(Method::POST, &path, None).await?;
+        Ok(())
     }
 
     async fn exec_exit_code(&self, exec_id: &str) -> Result<i32> {
@@ -544,43 +587,68 @@ impl Engine for PodmanApi {
         output: &mut (dyn FnMut(&str) + Send),
     ) -> Result<String> {
         let dockerfile = containerfile_in_context(request.containerfile, request.context)?;
-        // podman-api packs the context directory into a tar itself (the `path` option) and
-        // sends it with the build; the Containerfile is named by its path inside that tar.
-        let opts = podman_api::opts::ImageBuildOpts::builder(request.context.display().to_string())
-            .dockerfile(dockerfile)
-            .tag(request.tag)
-            .build_args(request.args.iter())
-            .no_cache(request.no_cache)
-            .build();
-        let images = self.client.images();
-        let mut stream = images.build(&opts).map_err(|err| {
-            Error::user(format!(
-                "cannot pack the build context {}: {err}",
-                request.context.display()
-            ))
-            .hint("make every file in the context readable, or point [build] context at a smaller directory")
-        })?;
+        let context = request.context.to_owned();
+        let relative = std::path::PathBuf::from(&dockerfile);
+        let packed = tokio::task::spawn_blocking(move || {
+            super::build_context::pack(&context, &relative)
+        })
+        .await
+        .map_err(|err| Error::env(format!("packing the build context failed: {err}")))??;
+        tracing::info!(
+            "build context: {} ({} entries, {} bytes), {} paths ignored by {}",
+            request.context.display(),
+            packed.entries,
+            packed.size,
+            packed.ignored,
+            packed.ignore_file.unwrap_or("no ignore file")
+        );
+        let args = serde_json::to_string(request.args)
+            .map_err(|err| Error::env(format!("cannot encode the build args: {err}")))?;
+        // The query podman-api's ImageBuildOpts sent, less its client-side `path`.
+        let path = format!(
+            "/build?dockerfile={}&t={}&buildargs={}&nocache={}",
+            query_escape(&dockerfile),
+            query_escape(request.tag),
+            query_escape(&args),
+            request.no_cache
+        );
+        let body = FileBody::new(packed.file, packed.size);
+        let reader = match self
+            .libpod
+            .upload(Method::POST, &path, "application/x-tar", body)
+            .await?
+        {
+            Ok(reader) => reader,
+            Err(failure) => {
+                return Err(Error::env(format!(
+                    "podman refused the build: {}",
+                    failure.message
+                ))
+                .hint("check the service: podman info (run podlab -v for details)"));
+            }
+        };
+        let mut lines = tokio::io::BufReader::new(reader).lines();
         let mut image_id = None;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(report) => {
-                    let line = report.stream.trim_end();
-                    if is_image_id(line) {
-                        image_id = Some(line.to_owned());
+        loop {
+            let line = lines.next_line().await.map_err(|err| {
+                Error::env(format!("the build's output broke off: {err}"))
+                    .hint("check the service (podlab doctor) and run again")
+            })?;
+            let Some(line) = line else { break };
+            match build_event(&line)? {
+                BuildEvent::Output(text) => {
+                    let trimmed = text.trim_end();
+                    if is_image_id(trimmed) {
+                        image_id = Some(trimmed.to_owned());
                     }
-                    output(&report.stream);
+                    output(&text);
                 }
-                Err(podman_api::Error::ServerError(err)) => {
-                    let text = json_error_text(&err.to_string());
-                    // An object with neither `stream` nor `error` (`aux`): not an error.
-                    if text.is_empty() {
-                        continue;
-                    }
+                BuildEvent::Failed(text) => {
                     return Err(Error::user(format!("build failed: {text}")).hint(
                         "fix the step shown above in the Containerfile, then run podlab build again",
                     ));
                 }
-                Err(err) => return Err(api_error("POST /libpod/build", &err)),
+                BuildEvent::Other => {}
             }
         }
         image_id.ok_or_else(|| {
@@ -767,15 +835,28 @@ mod tests {
     }
 
     #[test]
-    fn build_errors_are_shown_once() {
+    fn build_output_lines_are_read_like_podman_writes_them() {
         assert_eq!(
-            json_error_text(
-                "building at STEP \"RUN exit 3\": exit status 3\n-building at STEP \"RUN exit 3\": exit status 3\n"
-            ),
-            "building at STEP \"RUN exit 3\": exit status 3"
+            build_event(r#"{"stream":"STEP 1/2: FROM x\n"}"#).unwrap(),
+            BuildEvent::Output("STEP 1/2: FROM x\n".to_owned())
         );
-        assert_eq!(json_error_text("one-two"), "one-two");
-        assert_eq!(json_error_text(""), "");
+        assert_eq!(
+            build_event(
+                r#"{"error":"building at STEP \"RUN exit 3\": exit status 3\n","errorDetail":{"message":"building at STEP \"RUN exit 3\": exit status 3\n"}}"#
+            )
+            .unwrap(),
+            BuildEvent::Failed("building at STEP \"RUN exit 3\": exit status 3".to_owned())
+        );
+        assert_eq!(
+            build_event(r#"{"errorDetail":{"message":"only here"}}"#).unwrap(),
+            BuildEvent::Failed("only here".to_owned())
+        );
+        assert_eq!(
+            build_event(r#"{"aux":{"ID":"sha256:ab"}}"#).unwrap(),
+            BuildEvent::Other
+        );
+        assert_eq!(build_event("").unwrap(), BuildEvent::Other);
+        assert_eq!(build_event("not json").unwrap_err().exit_code(), 2);
         assert!(is_image_id(&"a".repeat(64)));
         assert!(!is_image_id("Successfully tagged localhost/x:latest"));
     }
