@@ -69,7 +69,10 @@ pub async fn run_interactive<E: Engine>(
     // The terminal is restored (here, or by the guard on the way out of `?`) before anything
     // more is printed, errors included.
     drop(terminal.raw);
-    Ok(ended_code(ended?, &format!("stopped and removed {}", plan.name)))
+    Ok(ended_code(
+        ended?,
+        &format!("stopped and removed {}", plan.name),
+    ))
 }
 
 /// Runs `command` in the running container `container` (named `name`) with a TTY, attached to
@@ -93,7 +96,10 @@ pub async fn exec_interactive<E: Engine>(
         interrupt = terminal.signals.next_stop(&terminal.resize_tx) => Ok(Ended::Stopped(interrupt)),
     };
     drop(terminal.raw);
-    Ok(ended_code(ended?, &format!("hung up the command in {name}")))
+    Ok(ended_code(
+        ended?,
+        &format!("hung up the command in {name}"),
+    ))
 }
 
 /// Our terminal, raw, with the signals a session handles.

@@ -155,6 +155,67 @@ fn build_with_a_build_arg_then_run_the_tag() {
 }
 
 #[test]
+fn build_sends_only_what_the_containerignore_leaves() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(host) = host() else { return };
+    let project = host.user_dir("build-ignore");
+    let name = project_name(&project);
+    let tag = format!("localhost/{name}:latest");
+    let _cleanup = Cleanup {
+        host,
+        project: name.clone(),
+        containers: Vec::new(),
+        images: vec![tag.clone()],
+    };
+    let data = project.join("data");
+    fs::create_dir(&data).expect("create data dir");
+    rustix::fs::chown(
+        &data,
+        Some(rustix::fs::Uid::from_raw(host.uid)),
+        Some(rustix::fs::Gid::from_raw(host.gid)),
+    )
+    .expect("chown data dir");
+    write_user_file(host, &data.join("big"), "a data set\n");
+    write_user_file(host, &data.join("labels.csv"), "a,b\n");
+    // Unreadable to the user: packing it would fail, so the build proves it was never opened.
+    write_user_file(host, &data.join("locked"), "checkpoint\n");
+    fs::set_permissions(data.join("locked"), fs::Permissions::from_mode(0o000))
+        .expect("chmod locked");
+    write_user_file(host, &project.join("keep.txt"), "kept\n");
+    write_user_file(
+        host,
+        &project.join(".containerignore"),
+        "# data sets stay home\ndata\n!data/labels.csv\nContainerfile\n",
+    );
+    write_user_file(
+        host,
+        &project.join("Containerfile"),
+        &format!(
+            "FROM {}\nCOPY . /ctx\nRUN test ! -e /ctx/data/big && test ! -e /ctx/data/locked \\\n && test -e /ctx/data/labels.csv && test -e /ctx/keep.txt\n",
+            host.image
+        ),
+    );
+
+    let build = podlab(host, &project, &["-v", "build", "--file", "Containerfile"]);
+    build.expect_code(0);
+    assert!(
+        build
+            .stderr
+            .contains("paths left out by .containerignore: 2"),
+        "data/big and data/locked:\n{}",
+        build.stderr
+    );
+    assert_eq!(build.stdout.trim().len(), 64, "{}", build.stdout);
+
+    // A file the build needs but the user cannot read: exit 1, naming it.
+    write_user_file(host, &project.join(".containerignore"), "data/big\n");
+    let failed = podlab(host, &project, &["build", "--file", "Containerfile"]);
+    failed.expect_code(1);
+    assert!(failed.stderr.contains("data/locked"), "{}", failed.stderr);
+    assert_hint(&failed, "error: cannot read ", ".containerignore");
+}
+
+#[test]
 fn pull_errors_in_the_stream_fail_and_a_local_image_needs_no_network() {
     let Some(host) = host() else { return };
     let project = host.user_dir("pull");

@@ -684,7 +684,11 @@ mod tests {
         write(&ctx.join("Containerfile"), "FROM x\n");
         write(&ctx.join("secret"), "x");
         fs::set_permissions(ctx.join("secret"), fs::Permissions::from_mode(0o000)).unwrap();
-        // root reads anything: nothing to check there.
+        // A context that cannot be listed, whoever runs the test.
+        let err = pack(&ctx.join("Containerfile"), Path::new("Containerfile")).unwrap_err();
+        assert!(err.message().contains("Containerfile"), "{err}");
+        assert_eq!(err.exit_code(), 1);
+        // root reads anything: nothing more to check there.
         if File::open(ctx.join("secret")).is_ok() {
             return;
         }

@@ -368,7 +368,8 @@ impl hyper::body::Body for FileBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<std::result::Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
         let this = self.get_mut();
-        let want = usize::try_from(this.left).map_or(this.buf.len(), |left| left.min(this.buf.len()));
+        let want =
+            usize::try_from(this.left).map_or(this.buf.len(), |left| left.min(this.buf.len()));
         let Some(buf) = this.buf.get_mut(..want) else {
             return Poll::Ready(None);
         };
@@ -409,5 +410,72 @@ mod tests {
             query_escape(r#"{"label":["a=b"]}"#),
             "%7B%22label%22%3A%5B%22a%3Db%22%5D%7D"
         );
+    }
+
+    #[tokio::test]
+    async fn uploads_a_file_with_its_length_and_streams_the_answer() {
+        use std::io::{Seek as _, Write as _};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("api.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        // 600 KiB: more than one read of the body's buffer.
+        let sent: Vec<u8> = (0..600 * 1024_u32)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"skipped").unwrap();
+        file.write_all(&sent).unwrap();
+        file.seek(std::io::SeekFrom::Start(7)).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut received = Vec::new();
+            let mut chunk = vec![0u8; 65536];
+            let head_end = loop {
+                let n = conn.read(&mut chunk).await.unwrap();
+                assert_ne!(n, 0, "the request ended early");
+                received.extend_from_slice(&chunk[..n]);
+                if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break at + 4;
+                }
+            };
+            let head = String::from_utf8(received[..head_end].to_vec()).unwrap();
+            let mut body = received[head_end..].to_vec();
+            while body.len() < 600 * 1024 {
+                let n = conn.read(&mut chunk).await.unwrap();
+                assert_ne!(n, 0, "the body ended early");
+                body.extend_from_slice(&chunk[..n]);
+            }
+            let answer = "{\"stream\":\"one\"}\n{\"stream\":\"two\"}\n";
+            conn.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{answer}",
+                    answer.len()
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+            (head, body)
+        });
+        let libpod = Libpod::new(&socket);
+        let body = FileBody::new(file, sent.len() as u64);
+        let mut reader = libpod
+            .upload(Method::POST, "/build?t=x", "application/x-tar", body)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut answer = String::new();
+        reader.read_to_string(&mut answer).await.unwrap();
+        assert_eq!(answer, "{\"stream\":\"one\"}\n{\"stream\":\"two\"}\n");
+        let (head, body) = server.await.unwrap();
+        let head = head.to_ascii_lowercase();
+        assert!(head.starts_with("post /v4.0.0/libpod/build?t=x "), "{head}");
+        assert!(
+            head.contains("content-type: application/x-tar\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("content-length: 614400\r\n"), "{head}");
+        assert!(body == sent, "the body differs from the file");
     }
 }

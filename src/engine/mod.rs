@@ -199,7 +199,8 @@ pub struct ContainerFacts {
 }
 
 /// An image build: the Containerfile must lie inside the context directory, which is sent
-/// to Podman as a tar archive.
+/// to Podman as a tar archive, less what its `.containerignore` (else `.dockerignore`) leaves
+/// out (see [`build_context`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildRequest<'a> {
     pub containerfile: &'a std::path::Path,

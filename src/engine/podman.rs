@@ -14,12 +14,12 @@ use serde::Deserialize;
 use futures_util::StreamExt;
 
 use super::http::{FileBody, Libpod, query_escape};
-use tokio::io::AsyncBufReadExt as _;
 use super::{
     BuildRequest, ContainerFacts, ContainerSummary, Engine, HostSummary, ImageFacts, Inspectable,
     Output, PullPolicy, Stdio,
 };
 use crate::{Error, Result};
+use tokio::io::AsyncBufReadExt as _;
 
 /// The engine backed by `podman_api::Podman` and direct libpod calls.
 #[derive(Debug)]
@@ -213,8 +213,10 @@ fn build_event(line: &str) -> Result<BuildEvent> {
         return Ok(BuildEvent::Other);
     }
     let parsed: BuildLine = serde_json::from_str(line).map_err(|err| {
-        Error::env(format!("podman's build output is unreadable ({err}): {line}"))
-            .hint("check the service: podman info (run podlab -v for details)")
+        Error::env(format!(
+            "podman's build output is unreadable ({err}): {line}"
+        ))
+        .hint("check the service: podman info (run podlab -v for details)")
     })?;
     let error = [
         parsed.error,
@@ -589,18 +591,17 @@ impl Engine for PodmanApi {
         let dockerfile = containerfile_in_context(request.containerfile, request.context)?;
         let context = request.context.to_owned();
         let relative = std::path::PathBuf::from(&dockerfile);
-        let packed = tokio::task::spawn_blocking(move || {
-            super::build_context::pack(&context, &relative)
-        })
-        .await
-        .map_err(|err| Error::env(format!("packing the build context failed: {err}")))??;
+        let packed =
+            tokio::task::spawn_blocking(move || super::build_context::pack(&context, &relative))
+                .await
+                .map_err(|err| Error::env(format!("packing the build context failed: {err}")))??;
         tracing::info!(
-            "build context: {} ({} entries, {} bytes), {} paths ignored by {}",
+            "build context {}: {} entries, {} bytes; paths left out by {}: {}",
             request.context.display(),
             packed.entries,
             packed.size,
-            packed.ignored,
-            packed.ignore_file.unwrap_or("no ignore file")
+            packed.ignore_file.unwrap_or("no ignore file"),
+            packed.ignored
         );
         let args = serde_json::to_string(request.args)
             .map_err(|err| Error::env(format!("cannot encode the build args: {err}")))?;
@@ -620,11 +621,10 @@ impl Engine for PodmanApi {
         {
             Ok(reader) => reader,
             Err(failure) => {
-                return Err(Error::env(format!(
-                    "podman refused the build: {}",
-                    failure.message
-                ))
-                .hint("check the service: podman info (run podlab -v for details)"));
+                return Err(
+                    Error::env(format!("podman refused the build: {}", failure.message))
+                        .hint("check the service: podman info (run podlab -v for details)"),
+                );
             }
         };
         let mut lines = tokio::io::BufReader::new(reader).lines();
