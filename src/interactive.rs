@@ -499,14 +499,13 @@ impl Signals {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+
     use std::sync::{Arc, Mutex};
 
     use tokio::sync::watch;
 
     use super::*;
     use crate::plan::{GpuMode, GpuPlan, Mode, UserNs};
-    use crate::session::{ByteSize, GpuRequest, ImageSource, UserMapping};
 
     /// A container with a TTY: echoes what it gets (as a TTY does) and exits with status 7
     /// once it has read `exit\r`.
@@ -598,21 +597,9 @@ mod tests {
 
     fn session() -> Session {
         Session {
-            project: "demo".into(),
-            project_dir: "/home/a/demo".into(),
-            config_file: None,
-            preset: None,
-            name: None,
-            image: ImageSource::Name("localhost/img".into()),
-            gpus: GpuRequest::None,
-            shm_size: ByteSize(1 << 30),
-            workdir: "/workspace".into(),
             mounts: Vec::new(),
-            env: BTreeMap::new(),
-            ports: Vec::new(),
-            user_map: UserMapping::Auto,
-            driver_roots: crate::gpu::DriverRoots::default(),
             command: default_shell_command(),
+            ..Session::example()
         }
     }
 

@@ -122,30 +122,15 @@ mod tests {
     use super::*;
     use crate::engine::ImageFacts;
     use crate::engine::fake::FakeEngine;
-    use crate::session::{ByteSize, GpuRequest, UserMapping};
+
     use std::collections::BTreeMap;
 
     fn session() -> Session {
         Session {
-            project: "demo".into(),
-            project_dir: "/home/a/demo".into(),
-            config_file: None,
-            preset: None,
             name: Some("demo-run-1".into()),
-            image: ImageSource::Name("localhost/img".into()),
-            gpus: GpuRequest::None,
-            shm_size: ByteSize(1 << 30),
-            workdir: "/workspace".into(),
-            mounts: vec![crate::session::Mount {
-                host: "/home/a/demo".into(),
-                container: "/workspace".into(),
-                read_only: false,
-            }],
             env: BTreeMap::from([("A".to_owned(), "1".to_owned())]),
-            ports: Vec::new(),
-            user_map: UserMapping::Auto,
-            driver_roots: crate::gpu::DriverRoots::default(),
             command: vec!["sh".into(), "-c".into(), "exit 3".into()],
+            ..Session::example()
         }
     }
 

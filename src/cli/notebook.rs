@@ -597,25 +597,17 @@ mod tests {
     use crate::capabilities::{Capabilities, PodmanVersion};
     use crate::engine::fake::FakeEngine;
     use crate::plan::{ContainerPlan, GpuMode, GpuPlan, Mode, UserNs};
-    use crate::session::{ByteSize, GpuRequest, ImageSource};
+    use crate::session::ImageSource;
 
     fn session() -> Session {
         Session {
-            project: "demo".into(),
-            project_dir: "/home/a/demo".into(),
-            config_file: None,
             preset: Some("notebook".into()),
             name: Some("nb".into()),
             image: ImageSource::Name("localhost/lab:latest".into()),
-            gpus: GpuRequest::None,
-            shm_size: ByteSize(1 << 30),
-            workdir: "/workspace".into(),
             mounts: vec![],
-            env: BTreeMap::new(),
             ports: vec!["8888".parse().unwrap(), "6006".parse().unwrap()],
             user_map: UserMapping::KeepId,
-            driver_roots: crate::gpu::DriverRoots::default(),
-            command: vec![],
+            ..Session::example()
         }
     }
 

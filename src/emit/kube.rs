@@ -1033,7 +1033,7 @@ fn walk(value: &Value, parent: &str, problems: &mut Vec<String>) {
 mod tests {
     use super::*;
     use crate::capabilities::PodmanVersion;
-    use crate::session::{ByteSize, GpuRequest, Mount, UserMapping};
+    use crate::session::{ByteSize, GpuRequest, Mount};
 
     fn caps(major: u32, minor: u32) -> Capabilities {
         Capabilities::for_version(PodmanVersion::new(major, minor, 0))
@@ -1041,15 +1041,9 @@ mod tests {
 
     fn session() -> Session {
         Session {
-            project: "demo".into(),
             project_dir: "/home/dev/demo".into(),
-            config_file: None,
-            preset: None,
-            name: None,
             image: ImageSource::Name("localhost/img:1".into()),
-            gpus: GpuRequest::None,
             shm_size: ByteSize(2 << 30),
-            workdir: "/workspace".into(),
             mounts: vec![
                 Mount {
                     host: "/home/dev/demo".into(),
@@ -1064,9 +1058,8 @@ mod tests {
             ],
             env: BTreeMap::from([("DAY".to_owned(), "2024-01-01".to_owned())]),
             ports: vec!["8888".parse().unwrap()],
-            user_map: UserMapping::Auto,
-            driver_roots: crate::gpu::DriverRoots::default(),
             command: vec!["python".into(), "train.py".into()],
+            ..Session::example()
         }
     }
 

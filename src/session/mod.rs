@@ -60,6 +60,36 @@ pub struct Session {
     pub command: Vec<String>,
 }
 
+#[cfg(test)]
+impl Session {
+    /// A session for unit tests to start from (`Session { name: .., ..Session::example() }`):
+    /// project `demo` in `/home/a/demo` mounted at `/workspace`, `localhost/img`, no GPUs, a
+    /// 1 GiB `/dev/shm`, nothing else.
+    pub fn example() -> Self {
+        Self {
+            project: "demo".into(),
+            project_dir: "/home/a/demo".into(),
+            config_file: None,
+            preset: None,
+            name: None,
+            image: ImageSource::Name("localhost/img".into()),
+            gpus: GpuRequest::None,
+            shm_size: ByteSize(1 << 30),
+            workdir: "/workspace".into(),
+            mounts: vec![Mount {
+                host: "/home/a/demo".into(),
+                container: "/workspace".into(),
+                read_only: false,
+            }],
+            env: BTreeMap::new(),
+            ports: Vec::new(),
+            user_map: UserMapping::Auto,
+            driver_roots: DriverRoots::default(),
+            command: Vec::new(),
+        }
+    }
+}
+
 /// Where the image comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -192,9 +192,9 @@ mod tests {
     use super::*;
     use crate::capabilities::PodmanVersion;
     use crate::cdi::spec::{ContainerEdits, DeviceNode, Mount as CdiMount};
-    use crate::gpu::DriverRoots;
+
     use crate::plan::{GpuPlan, Mode};
-    use crate::session::{ByteSize, GpuRequest, ImageSource, Mount, UserMapping};
+    use crate::session::{ByteSize, GpuRequest, ImageSource};
 
     fn caps(text: &str) -> Capabilities {
         Capabilities::for_version(text.parse::<PodmanVersion>().unwrap())
@@ -202,25 +202,12 @@ mod tests {
 
     fn session() -> Session {
         Session {
-            project: "demo".into(),
-            project_dir: "/home/a/demo".into(),
-            config_file: None,
-            preset: None,
-            name: None,
             image: ImageSource::Name("localhost/img:latest".into()),
             gpus: GpuRequest::All,
             shm_size: ByteSize(16 << 30),
-            workdir: "/workspace".into(),
-            mounts: vec![Mount {
-                host: "/home/a/demo".into(),
-                container: "/workspace".into(),
-                read_only: false,
-            }],
             env: BTreeMap::from([("WANDB_MODE".into(), "offline".into())]),
             ports: vec!["8888".parse().unwrap()],
-            user_map: UserMapping::Auto,
-            driver_roots: DriverRoots::default(),
-            command: vec![],
+            ..Session::example()
         }
     }
 

@@ -107,13 +107,12 @@ pub fn notebook_unit(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
     use crate::capabilities::PodmanVersion;
-    use crate::gpu::DriverRoots;
+
     use crate::plan::{GpuMode, GpuPlan, Mode, UserNs};
-    use crate::session::{ByteSize, GpuRequest, ImageSource, UserMapping};
+    use crate::session::{ImageSource, UserMapping};
 
     fn caps(text: &str) -> Capabilities {
         Capabilities::for_version(text.parse::<PodmanVersion>().unwrap())
@@ -121,21 +120,13 @@ mod tests {
 
     fn session() -> Session {
         Session {
-            project: "demo".into(),
-            project_dir: "/home/a/demo".into(),
-            config_file: None,
-            preset: None,
             name: Some("nb".into()),
             image: ImageSource::Name("quay.io/jupyter/base-notebook:latest".into()),
-            gpus: GpuRequest::None,
-            shm_size: ByteSize(1 << 30),
-            workdir: "/workspace".into(),
             mounts: vec![],
-            env: BTreeMap::new(),
             ports: vec!["127.0.0.1:9999:8888".parse().unwrap()],
             user_map: UserMapping::KeepId,
-            driver_roots: DriverRoots::default(),
             command: DEFAULT_COMMAND.iter().map(|w| (*w).to_owned()).collect(),
+            ..Session::example()
         }
     }
 
