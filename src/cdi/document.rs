@@ -6,7 +6,7 @@
 //! has no comments, so JSON specs carry no header (and podlab never overwrites one).
 //!
 //! The YAML is [`crate::yaml`]'s, byte for byte. Specs of the shape the generator makes are
-//! written by [`BlockWriter`] directly, since the general serializer is most of what
+//! written by `BlockWriter` directly, since the general serializer is most of what
 //! `cdi generate` itself spends; any other shape goes to the serializer.
 
 use std::fmt::Write as _;
