@@ -505,7 +505,7 @@ mod tests {
     use tokio::sync::watch;
 
     use super::*;
-    use crate::plan::{GpuMode, GpuPlan, Mode, UserNs};
+    use crate::plan::{Mode, UserNs};
 
     /// A container with a TTY: echoes what it gets (as a TTY does) and exits with status 7
     /// once it has read `exit\r`.
@@ -605,7 +605,6 @@ mod tests {
 
     fn plan() -> ContainerPlan {
         ContainerPlan {
-            name: "demo-shell-1".into(),
             mode: Mode {
                 kind: "shell",
                 tty: true,
@@ -613,13 +612,7 @@ mod tests {
                 remove: true,
             },
             userns: UserNs::KeepId,
-            home: None,
-            gpus: GpuPlan {
-                mode: GpuMode::None,
-                names: Vec::new(),
-                notices: Vec::new(),
-            },
-            label_disable: false,
+            ..ContainerPlan::example("demo-shell-1")
         }
     }
 

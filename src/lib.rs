@@ -25,6 +25,7 @@ pub mod runner;
 pub mod session;
 pub mod terminal;
 pub mod units;
+pub mod xdg;
 pub mod yaml;
 
 pub use error::{Error, Result};

@@ -227,6 +227,35 @@ pub struct ContainerPlan {
     pub label_disable: bool,
 }
 
+#[cfg(test)]
+impl ContainerPlan {
+    /// A plan for unit tests to start from (`ContainerPlan { .., ..ContainerPlan::example(n) }`):
+    /// a service container named `name`, removed on exit, keep-id onto uid and gid 1000, no
+    /// GPUs.
+    pub fn example(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            mode: Mode {
+                kind: "service",
+                tty: false,
+                stdin: false,
+                remove: true,
+            },
+            userns: UserNs::KeepIdTo {
+                uid: 1000,
+                gid: 1000,
+            },
+            home: None,
+            gpus: GpuPlan {
+                mode: GpuMode::None,
+                names: Vec::new(),
+                notices: Vec::new(),
+            },
+            label_disable: false,
+        }
+    }
+}
+
 /// Whether SELinux enforces on this host.
 pub fn selinux_enforcing() -> bool {
     std::fs::read_to_string("/sys/fs/selinux/enforce").is_ok_and(|mode| mode.trim() == "1")

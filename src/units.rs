@@ -27,17 +27,7 @@ pub const SUBDIR: &str = "podlab";
 /// `$XDG_CONFIG_HOME/containers/systemd/podlab` (`~/.config/...` by default), where quadlet
 /// looks for a user's units (it searches subdirectories).
 pub fn unit_dir() -> Result<PathBuf> {
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|home| !home.is_empty())
-                .map(|home| PathBuf::from(home).join(".config"))
-        })
-        .ok_or_else(|| {
-            Error::env("neither XDG_CONFIG_HOME nor HOME is set").hint("export HOME=/home/$USER")
-        })?;
+    let config = crate::xdg::config_home()?;
     Ok(config.join("containers/systemd").join(SUBDIR))
 }
 

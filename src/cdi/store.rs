@@ -67,17 +67,7 @@ pub enum Written {
 
 /// The user's CDI directory: `$XDG_CONFIG_HOME/cdi`, else `~/.config/cdi`.
 pub fn user_dir() -> Result<PathBuf> {
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|home| !home.is_empty())
-                .map(|home| PathBuf::from(home).join(".config"))
-        })
-        .ok_or_else(|| {
-            Error::env("neither XDG_CONFIG_HOME nor HOME is set").hint("export HOME=/home/$USER")
-        })?;
+    let config = crate::xdg::config_home()?;
     Ok(config.join("cdi"))
 }
 

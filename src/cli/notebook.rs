@@ -596,7 +596,7 @@ mod tests {
     use super::*;
     use crate::capabilities::{Capabilities, PodmanVersion};
     use crate::engine::fake::FakeEngine;
-    use crate::plan::{ContainerPlan, GpuMode, GpuPlan, Mode, UserNs};
+    use crate::plan::{ContainerPlan, UserNs};
     use crate::session::ImageSource;
 
     fn session() -> Session {
@@ -615,21 +615,8 @@ mod tests {
     fn unit_text(port: u16) -> (String, String) {
         let session = notebook_session(session(), port).unwrap();
         let plan = ContainerPlan {
-            name: "nb".into(),
-            mode: Mode {
-                kind: "service",
-                tty: false,
-                stdin: false,
-                remove: true,
-            },
             userns: UserNs::KeepId,
-            home: None,
-            gpus: GpuPlan {
-                mode: GpuMode::None,
-                names: vec![],
-                notices: vec![],
-            },
-            label_disable: false,
+            ..ContainerPlan::example("nb")
         };
         let caps = Capabilities::for_version(PodmanVersion::new(5, 4, 2));
         let notebook = Notebook {

@@ -193,7 +193,7 @@ mod tests {
     use crate::capabilities::PodmanVersion;
     use crate::cdi::spec::{ContainerEdits, DeviceNode, Mount as CdiMount};
 
-    use crate::plan::{GpuPlan, Mode};
+    use crate::plan::GpuPlan;
     use crate::session::{ByteSize, GpuRequest, ImageSource};
 
     fn caps(text: &str) -> Capabilities {
@@ -213,24 +213,13 @@ mod tests {
 
     fn plan(mode: GpuMode) -> ContainerPlan {
         ContainerPlan {
-            name: "demo".into(),
-            mode: Mode {
-                kind: "service",
-                tty: false,
-                stdin: false,
-                remove: true,
-            },
-            userns: UserNs::KeepIdTo {
-                uid: 1000,
-                gid: 1000,
-            },
-            home: None,
             gpus: GpuPlan {
                 mode,
                 names: vec!["all".into()],
                 notices: vec![],
             },
             label_disable: true,
+            ..ContainerPlan::example("demo")
         }
     }
 

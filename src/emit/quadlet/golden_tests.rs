@@ -18,7 +18,7 @@ use super::set;
 use crate::capabilities::{Capabilities, PodmanVersion};
 use crate::cdi::spec::{ContainerEdits, DeviceNode, Mount as CdiMount};
 use crate::gpu::DriverRoots;
-use crate::plan::{ContainerPlan, GpuMode, GpuPlan, Mode, UserNs};
+use crate::plan::{ContainerPlan, GpuMode, GpuPlan, UserNs};
 use crate::session::{ByteSize, GpuRequest, GpuSelector, ImageSource, Mount, Session, UserMapping};
 
 const QUADLET: &str = "/usr/libexec/podman/quadlet";
@@ -68,24 +68,12 @@ fn session(name: &str, gpus: GpuRequest, command: &[&str]) -> Session {
 
 fn plan(name: &str, mode: GpuMode, names: &[&str]) -> ContainerPlan {
     ContainerPlan {
-        name: name.into(),
-        mode: Mode {
-            kind: "service",
-            tty: false,
-            stdin: false,
-            remove: true,
-        },
-        userns: UserNs::KeepIdTo {
-            uid: 1000,
-            gid: 1000,
-        },
-        home: None,
         gpus: GpuPlan {
             mode,
             names: names.iter().map(|name| (*name).to_owned()).collect(),
             notices: Vec::new(),
         },
-        label_disable: false,
+        ..ContainerPlan::example(name)
     }
 }
 

@@ -111,7 +111,7 @@ mod tests {
     use super::*;
     use crate::capabilities::PodmanVersion;
 
-    use crate::plan::{GpuMode, GpuPlan, Mode, UserNs};
+    use crate::plan::UserNs;
     use crate::session::{ImageSource, UserMapping};
 
     fn caps(text: &str) -> Capabilities {
@@ -132,21 +132,9 @@ mod tests {
 
     fn plan() -> ContainerPlan {
         ContainerPlan {
-            name: "nb".into(),
-            mode: Mode {
-                kind: "service",
-                tty: false,
-                stdin: false,
-                remove: true,
-            },
             userns: UserNs::KeepId,
             home: Some("/tmp".into()),
-            gpus: GpuPlan {
-                mode: GpuMode::None,
-                names: vec![],
-                notices: vec![],
-            },
-            label_disable: false,
+            ..ContainerPlan::example("nb")
         }
     }
 
