@@ -9,7 +9,6 @@
 //! that knows what each Podman version can do, and [`emit::quadlet::escape`] the one place
 //! that escapes unit-file values.
 
-pub mod atomic;
 pub mod capabilities;
 pub mod cdi;
 pub mod cli;
@@ -19,13 +18,11 @@ pub mod emit;
 pub mod engine;
 pub mod error;
 pub mod gpu;
+pub mod host;
 pub mod interactive;
 pub mod plan;
 pub mod runner;
 pub mod session;
-pub mod terminal;
 pub mod units;
-pub mod xdg;
-pub mod yaml;
 
 pub use error::{Error, Result};

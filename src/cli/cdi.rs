@@ -244,7 +244,7 @@ async fn install(args: InstallArgs, url: Option<String>) -> Result<u8> {
                     Error::env(format!("cannot create {}: {err}", parent.display()))
                 })?;
             }
-            crate::atomic::write_file(&conf, updated.as_bytes(), 0o644)?;
+            crate::host::atomic::write_file(&conf, updated.as_bytes(), 0o644)?;
             let _ = writeln!(
                 out,
                 "{}: added {} to engine.cdi_spec_dirs",
@@ -332,7 +332,7 @@ fn refresh(status: &freshness::SpecStatus, max_version: Option<CdiVersion>) -> R
     let (text, warnings) =
         freshness::generate_document(&roots, &options_of(&status.provenance, max_version))?;
     report_warnings(&warnings);
-    crate::atomic::write_file(&status.path, text.as_bytes(), 0o644)
+    crate::host::atomic::write_file(&status.path, text.as_bytes(), 0o644)
 }
 
 fn display_dirs(dirs: &[PathBuf]) -> String {

@@ -163,7 +163,7 @@ async fn generate(args: GenerateArgs, connect: &ConnectOptions) -> Result<u8> {
     }
     match args.file {
         Some(file) if file != Path::new("-") => {
-            crate::atomic::write_file(&file, yaml.as_bytes(), 0o644)?;
+            crate::host::atomic::write_file(&file, yaml.as_bytes(), 0o644)?;
             tracing::info!("wrote {}", file.display());
         }
         _ => print_result(&yaml)?,

@@ -10,10 +10,11 @@ use std::path::Path;
 
 use super::session_args::{SessionArgs, current_dir};
 use crate::engine::{self, ConnectOptions};
+use crate::host::terminal;
 use crate::interactive;
 use crate::runner::{self, Mode};
 use crate::session::{Session, values};
-use crate::{Error, Result, terminal};
+use crate::{Error, Result};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
