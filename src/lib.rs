@@ -12,17 +12,13 @@
 pub mod capabilities;
 pub mod cdi;
 pub mod cli;
-pub mod containers;
-pub mod doctor;
 pub mod emit;
 pub mod engine;
 pub mod error;
 pub mod gpu;
 pub mod host;
-pub mod interactive;
+pub mod ops;
 pub mod plan;
-pub mod runner;
 pub mod session;
-pub mod units;
 
 pub use error::{Error, Result};

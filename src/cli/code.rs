@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 
 use super::print_result;
-use crate::containers;
 use crate::engine::{self, ConnectOptions};
+use crate::ops::containers;
 use crate::{Error, Result};
 
 #[derive(Debug, clap::Args)]

@@ -4,8 +4,8 @@
 
 use crate::engine::{self, ConnectOptions};
 use crate::host::terminal;
+use crate::ops::{containers, interactive};
 use crate::{Error, Result};
-use crate::{containers, interactive};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 
 use super::print_result;
 use super::session_args::{SessionArgs, current_dir};
-use crate::containers;
 use crate::emit::podman::labels;
 use crate::emit::quadlet::container::check_unit_name;
 use crate::emit::quadlet::notebook::{
@@ -24,8 +23,9 @@ use crate::emit::quadlet::notebook::{
 };
 use crate::emit::quadlet::unit::{Origin, origin};
 use crate::engine::{self, ConnectOptions, ContainerFacts, Engine};
+use crate::ops::containers;
+use crate::ops::units;
 use crate::session::{Port, ProjectFile, Protocol, Session, UserMapping};
-use crate::units;
 use crate::{Error, Result};
 
 /// The notebook's name when `--name` is not given.

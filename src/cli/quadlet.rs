@@ -4,7 +4,7 @@
 //! `generate` prints one unit (or writes a set with `-o DIR`); `install` writes it into
 //! podlab's unit directory and starts it when a systemd user instance runs, or says what to
 //! run when none does; `rm` removes only files podlab wrote. The units come from
-//! [`crate::emit::quadlet`], the host decisions and the unit directory from [`crate::units`].
+//! [`crate::emit::quadlet`], the host decisions and the unit directory from [`crate::ops::units`].
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -16,8 +16,8 @@ use crate::emit::quadlet::unit::check_unit_type;
 use crate::emit::quadlet::unit::with_header;
 use crate::emit::quadlet::{container_unit, kube_unit, set};
 use crate::engine::{self, ConnectOptions, Engine};
+use crate::ops::units::{self, ImageUser, Written};
 use crate::session::{Session, UserMapping};
-use crate::units::{self, ImageUser, Written};
 use crate::{Error, Result};
 
 #[derive(Debug, clap::Subcommand)]
@@ -258,23 +258,24 @@ async fn build(args: &UnitArgs, connect: &ConnectOptions) -> Result<Built> {
             emitted
         }
         Kind::Kube => {
-            let yaml =
-                if let Some(path) = &args.yaml {
-                    let yaml = absolute(&cwd, path);
-                    if !yaml.is_file() {
-                        return Err(Error::user(format!("{} is not a file", yaml.display())).hint(
-                        "write it first: podlab kube generate > pod.yaml, or leave out --yaml",
-                    ));
-                    }
-                    yaml
-                } else {
-                    let connected = engine::connect(connect).await?;
-                    let text = super::kube::podman_yaml(&connected.engine, caps, &session).await?;
-                    let file = format!("{name}.yaml");
-                    yaml_file = Some((file.clone(), with_header(&text)));
-                    // Quadlet resolves a relative path against the unit's own directory.
-                    PathBuf::from(file)
-                };
+            let yaml = if let Some(path) = &args.yaml {
+                let yaml = absolute(&cwd, path);
+                if !yaml.is_file() {
+                    return Err(
+                        Error::user(format!("{} is not a file", yaml.display())).hint(
+                            "write it first: podlab kube generate > pod.yaml, or leave out --yaml",
+                        ),
+                    );
+                }
+                yaml
+            } else {
+                let connected = engine::connect(connect).await?;
+                let text = crate::ops::kube::podman_yaml(&connected.engine, caps, &session).await?;
+                let file = format!("{name}.yaml");
+                yaml_file = Some((file.clone(), with_header(&text)));
+                // Quadlet resolves a relative path against the unit's own directory.
+                PathBuf::from(file)
+            };
             let (_, cdi_spec_dir) = units::plan_gpus(&session, &caps)?;
             kube_unit(&name, &yaml, cdi_spec_dir.as_deref())?
         }

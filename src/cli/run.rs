@@ -6,7 +6,7 @@ use super::print_result;
 use super::session_args::{SessionArgs, current_dir};
 use crate::Result;
 use crate::engine::{self, ConnectOptions};
-use crate::runner::{self, Mode};
+use crate::ops::run::{self as runner, Mode};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

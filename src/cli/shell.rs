@@ -1,6 +1,6 @@
 //! `podlab shell [session flags] [--keep] [NAME] [-- CMD...]`: the main job, an interactive
 //! shell in a new container of the session, on our terminal through the API (see
-//! [`crate::interactive`]). The container lives as long as the shell unless `--keep`, and the
+//! [`crate::ops::interactive`]). The container lives as long as the shell unless `--keep`, and the
 //! shell's exit status becomes ours.
 //!
 //! A shell needs a terminal: without one (a pipe, a CI job) this fails at once and points to
@@ -11,8 +11,8 @@ use std::path::Path;
 use super::session_args::{SessionArgs, current_dir};
 use crate::engine::{self, ConnectOptions};
 use crate::host::terminal;
-use crate::interactive;
-use crate::runner::{self, Mode};
+use crate::ops::interactive;
+use crate::ops::run::{self as runner, Mode};
 use crate::session::{Session, values};
 use crate::{Error, Result};
 
