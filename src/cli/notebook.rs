@@ -123,13 +123,13 @@ async fn install(args: InstallArgs, connect: &ConnectOptions) -> Result<u8> {
     check_unit_name(&name)?;
     let dir = units::unit_dir()?;
     check_unit_free(&dir, &name)?;
-    let caps = super::quadlet::target("auto")?;
+    let caps = crate::ops::quadlet::target("auto")?;
     let connected = engine::connect(connect).await?;
     check_name_free(&connected.engine, &name).await?;
     units::check_ports(&session.ports)?;
 
     let image_user = if session.user_map == UserMapping::Auto {
-        super::quadlet::image_user(&session, connect).await?
+        crate::ops::quadlet::image_user(&session, connect).await?
     } else {
         None
     };

@@ -441,9 +441,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::capabilities::PodmanVersion;
     use crate::engine::ImageFacts;
     use crate::engine::fake::FakeEngine;
-    use crate::capabilities::PodmanVersion;
     use crate::plan::UserNs;
 
     fn output(target: Target) -> Options {

@@ -17,5 +17,6 @@ pub mod containers;
 pub mod doctor;
 pub mod interactive;
 pub mod kube;
+pub mod quadlet;
 pub mod run;
 pub mod units;
