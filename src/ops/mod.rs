@@ -17,6 +17,7 @@ pub mod containers;
 pub mod doctor;
 pub mod interactive;
 pub mod kube;
+pub mod notebook;
 pub mod quadlet;
 pub mod run;
 pub mod units;
