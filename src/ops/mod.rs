@@ -13,6 +13,7 @@
 //! - [`units`]: quadlet units on this host (their plan, podlab's unit directory, systemctl);
 //! - [`doctor`]: is this host ready for rootless GPU containers.
 
+pub mod cdi;
 pub mod containers;
 pub mod doctor;
 pub mod interactive;
