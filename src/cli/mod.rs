@@ -211,27 +211,6 @@ fn init_logging(global: &GlobalArgs) {
         .init();
 }
 
-/// After the socket died under a running session, reaches Podman again (a restarted socket, or
-/// podlab's own service) and removes the container, so none is left behind; then returns `err`.
-async fn remove_after_lost_socket(err: Error, connect: &ConnectOptions, name: &str) -> Error {
-    if !err.message().starts_with("lost the") {
-        return err;
-    }
-    if let Ok(connected) = crate::engine::connect(connect).await {
-        use crate::engine::Engine as _;
-        match connected.engine.stop_and_remove(name, 0).await {
-            Ok(()) => tracing::warn!(
-                "removed {name} through {}",
-                connected.connection.socket.display()
-            ),
-            Err(cleanup) => tracing::warn!("could not remove {name}: {}", cleanup.message()),
-        }
-    } else {
-        tracing::warn!("{name} may still exist: remove it with podman rm -f {name}");
-    }
-    err
-}
-
 /// Writes a command's result to stdout. A closed pipe (`podlab doctor | head -1`) is not an error.
 fn print_result(text: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();

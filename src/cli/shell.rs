@@ -49,7 +49,7 @@ pub async fn run(mut args: Args, connect: &ConnectOptions) -> Result<u8> {
         .await?;
     let code = match interactive::run_interactive(&connected.engine, &session, &plan).await {
         Ok(code) => code,
-        Err(err) => return Err(super::remove_after_lost_socket(err, connect, &plan.name).await),
+        Err(err) => return Err(runner::remove_after_lost_socket(err, connect, &plan.name).await),
     };
     Ok(u8::try_from(code & 0xff).unwrap_or(1))
 }

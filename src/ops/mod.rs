@@ -13,12 +13,15 @@
 //! - [`units`]: quadlet units on this host (their plan, podlab's unit directory, systemctl);
 //! - [`doctor`]: is this host ready for rootless GPU containers.
 
+pub mod build;
 pub mod cdi;
+pub mod code;
 pub mod containers;
 pub mod doctor;
 pub mod interactive;
 pub mod kube;
 pub mod notebook;
+pub mod pull;
 pub mod quadlet;
 pub mod run;
 pub mod units;
