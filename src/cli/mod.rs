@@ -1,7 +1,10 @@
 //! The command line: parse flags, set up logging, run one subcommand, map the outcome to an
 //! exit code (0 ok, 1 user or validation error, 2 environment or internal error, 130
-//! interrupted). Each subcommand lives in its own file and only formats what the library
-//! computes; results go to stdout, logs and progress to stderr.
+//! interrupted). Each subcommand lives in its own file: its flags, the session they resolve
+//! (flags shared by every session command are in [`session_args`]), one call into
+//! [`crate::ops`], and the printing of what it returns; results go to stdout, logs and
+//! progress to stderr. No subcommand's module uses another's: what two commands share lives
+//! in the library.
 
 mod build;
 mod cdi;

@@ -1,7 +1,7 @@
 //! Quadlet units from a session: a systemd user service through Podman's quadlet generator,
 //! with no daemon of podlab's own.
 //!
-//! [`units`] makes the files of a session's unit set (the main unit first, then a `.pod`,
+//! [`units()`] makes the files of a session's unit set (the main unit first, then a `.pod`,
 //! `.image` or `.build` companion, or the YAML a `.kube` unit plays); [`install`] writes them
 //! into podlab's unit directory and [`start`] starts the service when a systemd user instance
 //! runs, or says what to run when none does; [`remove`] removes only files podlab wrote. The
