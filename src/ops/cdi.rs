@@ -52,7 +52,7 @@ pub async fn target_podman(version: &str, url: Option<String>) -> Result<Option<
 }
 
 /// Logs the warnings of discovery and generation, each with its hint.
-pub fn report_warnings(warnings: &[Warning]) {
+fn report_warnings(warnings: &[Warning]) {
     for warning in warnings {
         if let Some(hint) = &warning.hint {
             tracing::warn!("{}\n  hint: {hint}", warning.message);
