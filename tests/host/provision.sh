@@ -464,4 +464,5 @@ fake_gpu_nodes
 nvidia_userspace
 install_kubernetes_validate
 write_host_env
+bash "$HERE/slurm.sh" install
 log "ready: user $TEST_USER, socket /run/user/$(id -u "$TEST_USER")/podman/podman.sock, image $TEST_IMAGE"
