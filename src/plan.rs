@@ -256,6 +256,26 @@ impl ContainerPlan {
     }
 }
 
+/// `--gpus-per-node N` (a multi-node job's GPUs on each node) against `--gpus`: no more than
+/// a list names, none with `none`; `all` and the default leave the count to the flag (a
+/// cluster's nodes need not look like this host).
+pub fn check_gpus_per_node(request: &GpuRequest, per_node: u32) -> Result<()> {
+    let named = match request {
+        GpuRequest::List(selectors) => selectors.len(),
+        GpuRequest::None => 0,
+        GpuRequest::All | GpuRequest::Auto => return Ok(()),
+    };
+    if usize::try_from(per_node).is_ok_and(|per_node| per_node > named) {
+        return Err(Error::user(format!(
+            "--gpus-per-node {per_node} is more GPUs than --gpus names ({named})"
+        ))
+        .hint(format!(
+            "name as many (--gpus all, or a list of {per_node} indices), or pass --gpus-per-node {named}"
+        )));
+    }
+    Ok(())
+}
+
 /// Whether SELinux enforces on this host.
 pub fn selinux_enforcing() -> bool {
     std::fs::read_to_string("/sys/fs/selinux/enforce").is_ok_and(|mode| mode.trim() == "1")

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use super::print_result;
 use super::session_args::{SessionArgs, current_dir};
 use crate::capabilities::{Capabilities, PodmanVersion};
-use crate::emit::kube::{Kind, Target, VolumeMode, parse_class_name, parse_quantity};
+use crate::emit::kube::{Kind, Scale, Target, VolumeMode, parse_class_name, parse_quantity};
 use crate::engine::{self, ConnectOptions};
 use crate::ops::kube::{self, DEFAULT_PVC_SIZE, Options};
+use crate::session::values;
 use crate::{Error, Result};
 
 #[derive(Debug, clap::Subcommand)]
@@ -52,10 +53,21 @@ pub struct OutputArgs {
     /// NVIDIA device plugin).
     #[arg(long, value_enum, default_value_t)]
     target: Target,
-    /// The workload: pod (a dev session), job (batch training), deployment (a notebook; plus
-    /// a Service for its ports on a cluster).
+    /// The workload: pod (a dev session), job (batch training; an Indexed Job with --nodes),
+    /// deployment (a notebook; plus a Service for its ports on a cluster), jobset (a JobSet
+    /// of --nodes pods).
     #[arg(long, value_enum, default_value_t)]
     kind: Kind,
+    /// Kubernetes, --kind job|jobset: the pods (one per node) that train together, each given
+    /// torchrun's PET_* environment.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = values::node_count)]
+    nodes: u32,
+    /// Kubernetes: the GPUs of each pod (node), at most what --gpus names.
+    #[arg(long, value_name = "G", conflicts_with = "gpu_count")]
+    gpus_per_node: Option<u32>,
+    /// Kubernetes, --kind job|jobset: the Kueue LocalQueue that admits the workload.
+    #[arg(long, value_name = "QUEUE", value_parser = parse_class_name)]
+    queue: Option<String>,
     /// Kubernetes: hostpath keeps the host paths; pvc claims a PersistentVolumeClaim per
     /// mount.
     #[arg(long = "volumes", value_enum, default_value_t)]
@@ -89,6 +101,11 @@ impl OutputArgs {
             storage_class: self.storage_class.clone(),
             runtime_class: self.runtime_class.clone(),
             gpu_count: self.gpu_count,
+            gpus_per_node: self.gpus_per_node,
+            scale: Scale {
+                nodes: self.nodes,
+                queue: self.queue.clone(),
+            },
         }
     }
 }

@@ -12,7 +12,9 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::capabilities::{Capabilities, Feature};
-use crate::emit::kube::{self, Generated, Gpus, Kind, KubePlan, Target, VolumeMode, kube_name};
+use crate::emit::kube::{
+    self, Generated, Gpus, Kind, KubePlan, Scale, Target, VolumeMode, kube_name, pod_hostname,
+};
 use crate::emit::podman::labels;
 use crate::engine::kube::PodFacts;
 use crate::engine::{Engine, Inspectable};
@@ -41,6 +43,10 @@ pub struct Options {
     pub runtime_class: Option<String>,
     /// Kubernetes: the number of GPUs to request, instead of counting `--gpus`.
     pub gpu_count: Option<u32>,
+    /// Kubernetes: GPUs per pod of a multi-node run, at most what `--gpus` names.
+    pub gpus_per_node: Option<u32>,
+    /// Nodes and Kueue queue (a multi-node Job or a JobSet).
+    pub scale: Scale,
 }
 
 /// `kube generate`'s defaults: what `kube play SESSION` plays and a `.kube` unit runs.
@@ -54,6 +60,8 @@ impl Default for Options {
             storage_class: None,
             runtime_class: None,
             gpu_count: None,
+            gpus_per_node: None,
+            scale: Scale::default(),
         }
     }
 }
@@ -125,6 +133,10 @@ pub async fn plan_kube<E: Engine>(
         return Err(Error::user("--gpu-count is for --target kubernetes")
             .hint("podman kube play gets the GPUs themselves: pick them with --gpus"));
     }
+    if output.target == Target::Podman && output.gpus_per_node.is_some() {
+        return Err(Error::user("--gpus-per-node is for --target kubernetes")
+            .hint("podman kube play gets the GPUs themselves: pick them with --gpus"));
+    }
     let image = session.image.reference();
     let userns = if let Some(facts) = engine.inspect_image(image).await? {
         let passwd = if plan::needs_passwd(&facts.user) {
@@ -139,16 +151,25 @@ pub async fn plan_kube<E: Engine>(
         );
         plan::plan_user(session.user_map, "", None)
     };
-    let (gpus, gpu_names) = match output.target {
-        Target::Podman => podman_gpus(session, &caps)?,
-        Target::Kubernetes => (
+    let (gpus, gpu_names) = match (output.target, output.gpus_per_node) {
+        (Target::Podman, _) => podman_gpus(session, &caps)?,
+        (Target::Kubernetes, Some(per_node)) => {
+            plan::check_gpus_per_node(&session.gpus, per_node)?;
+            let gpus = if per_node == 0 {
+                Gpus::None
+            } else {
+                Gpus::Count(per_node)
+            };
+            (gpus, Vec::new())
+        }
+        (Target::Kubernetes, None) => (
             gpu_count(&session.gpus, &session.driver_roots, output.gpu_count)?,
             Vec::new(),
         ),
     };
     let label_disable =
         output.target == Target::Podman && gpus != Gpus::None && plan::selinux_enforcing();
-    Ok(KubePlan {
+    let plan = KubePlan {
         name,
         target: output.target,
         kind: output.kind,
@@ -161,7 +182,38 @@ pub async fn plan_kube<E: Engine>(
         storage_class: output.storage_class.clone(),
         runtime_class: output.runtime_class.clone(),
         label_disable,
-    })
+        scale: output.scale.clone(),
+    };
+    if plan.multi_node() {
+        check_multi_node(session, &plan)?;
+    }
+    Ok(plan)
+}
+
+/// What a run across nodes cannot have: host paths (each node has its own) and pod host
+/// names over a DNS label's 63 characters.
+fn check_multi_node(session: &Session, plan: &KubePlan) -> Result<()> {
+    if plan.volumes == VolumeMode::Hostpath {
+        if let Some(mount) = session.mounts.first() {
+            return Err(Error::user(format!(
+                "host path {} cannot be mounted on a {}-node run: a hostPath is a directory of whichever node a pod lands on",
+                mount.host.display(),
+                plan.scale.nodes
+            ))
+            .hint("add --volumes pvc (a ReadWriteMany claim per mount, shared by the pods)"));
+        }
+    }
+    let last = pod_hostname(plan, plan.scale.nodes.saturating_sub(1));
+    if last.len() > 63 {
+        let room = 63 - (last.len() - plan.name.len());
+        return Err(Error::user(format!(
+            "the name {} makes pod host names of {} characters ({last}); a DNS label holds 63",
+            plan.name,
+            last.len()
+        ))
+        .hint(format!("pass --name with at most {room} characters")));
+    }
+    Ok(())
 }
 
 /// GPUs for `podman kube play`: by CDI name when a fresh spec Podman reads has them and the
@@ -455,6 +507,8 @@ mod tests {
             storage_class: None,
             runtime_class: None,
             gpu_count: None,
+            gpus_per_node: None,
+            scale: Scale::default(),
         }
     }
 
@@ -530,6 +584,103 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.message().contains("--gpu-count"), "{err}");
+    }
+
+    fn multi_node(kind: Kind, nodes: u32) -> Options {
+        Options {
+            kind,
+            volume_mode: VolumeMode::Pvc,
+            gpus_per_node: Some(4),
+            scale: Scale { nodes, queue: None },
+            ..output(Target::Kubernetes)
+        }
+    }
+
+    #[tokio::test]
+    async fn host_path_on_a_multi_node_target_is_refused() {
+        let session = session("lab", Some("train"), GpuRequest::All);
+        let mut options = multi_node(Kind::Job, 2);
+        options.volume_mode = VolumeMode::Hostpath;
+        let err = plan_kube(&engine(), caps(), &session, &options)
+            .await
+            .unwrap_err();
+        assert!(
+            err.message().contains("cannot be mounted on a 2-node run"),
+            "{err}"
+        );
+        assert!(err.hint_text().unwrap().contains("--volumes pvc"), "{err}");
+        // One node keeps its host paths; a PVC per mount serves many.
+        let single = Options {
+            volume_mode: VolumeMode::Hostpath,
+            ..multi_node(Kind::Job, 1)
+        };
+        assert!(
+            plan_kube(&engine(), caps(), &session, &single)
+                .await
+                .is_ok()
+        );
+        assert!(
+            plan_kube(&engine(), caps(), &session, &multi_node(Kind::Jobset, 2))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn session_name_over_63_character_dns_names_is_refused() {
+        // 60 characters: `<name>-1` (62) fits, `<name>-node-0-1` (69) does not.
+        let name = format!("t{}", "x".repeat(59));
+        let session = session("lab", Some(&name), GpuRequest::All);
+        assert!(
+            plan_kube(&engine(), caps(), &session, &multi_node(Kind::Job, 2))
+                .await
+                .is_ok()
+        );
+        let err = plan_kube(&engine(), caps(), &session, &multi_node(Kind::Jobset, 2))
+            .await
+            .unwrap_err();
+        assert!(
+            err.message().contains("pod host names of 69 characters"),
+            "{err}"
+        );
+        assert_eq!(
+            err.hint_text(),
+            Some("pass --name with at most 54 characters")
+        );
+        // 1000 nodes: `<name>-999` (64).
+        let err = plan_kube(&engine(), caps(), &session, &multi_node(Kind::Job, 1000))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.hint_text(),
+            Some("pass --name with at most 59 characters")
+        );
+    }
+
+    #[tokio::test]
+    async fn gpus_per_node_over_what_gpus_names_is_refused() {
+        let two = GpuRequest::List(vec![GpuSelector::Index(0), GpuSelector::Index(1)]);
+        let session = session("lab", Some("train"), two);
+        let err = plan_kube(&engine(), caps(), &session, &multi_node(Kind::Job, 2))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.message(),
+            "--gpus-per-node 4 is more GPUs than --gpus names (2)"
+        );
+        let mut fits = multi_node(Kind::Job, 2);
+        fits.gpus_per_node = Some(2);
+        let plan = plan_kube(&engine(), caps(), &session, &fits).await.unwrap();
+        assert_eq!(plan.gpus, Gpus::Count(2));
+        let mut podman = output(Target::Podman);
+        podman.gpus_per_node = Some(1);
+        let err = plan_kube(&engine(), caps(), &session, &podman)
+            .await
+            .unwrap_err();
+        assert!(
+            err.message()
+                .contains("--gpus-per-node is for --target kubernetes")
+        );
     }
 
     #[tokio::test]

@@ -511,9 +511,83 @@ pub fn container_name(text: &str) -> Result<String, Invalid> {
     }
 }
 
+/// `--nodes`: how many machines train together, at least one.
+pub fn node_count(text: &str) -> Result<u32, Invalid> {
+    match text.parse::<u32>() {
+        Ok(0) => Err(Invalid::new(
+            "--nodes 0: a training run needs at least one node",
+            "pass --nodes 1 for one machine, or the number of machines to train on",
+        )),
+        Ok(nodes) => Ok(nodes),
+        Err(_) => Err(Invalid::new(
+            format!("invalid node count {text:?}"),
+            "give a whole number of nodes, such as --nodes 2",
+        )),
+    }
+}
+
+/// A Slurm partition name: `[A-Za-z0-9_.-]`, as `sinfo` lists them.
+pub fn slurm_partition(text: &str) -> Result<String, Invalid> {
+    let valid = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(Invalid::new(
+            format!("invalid partition name {text:?}"),
+            "name a partition as sinfo lists it, such as --partition gpu",
+        ))
+    }
+}
+
+/// A Slurm time limit in one of sbatch's forms: `MIN`, `MIN:SEC`, `H:MIN:SEC`, `D-H`,
+/// `D-H:MIN`, `D-H:MIN:SEC`.
+pub fn slurm_time(text: &str) -> Result<String, Invalid> {
+    let numbers = |part: &str, most: usize| {
+        let fields: Vec<&str> = part.split(':').collect();
+        fields.len() <= most
+            && fields
+                .iter()
+                .all(|field| !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let valid = match text.split_once('-') {
+        Some((days, rest)) => numbers(days, 1) && numbers(rest, 3),
+        None => numbers(text, 3),
+    };
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(Invalid::new(
+            format!("invalid time limit {text:?}"),
+            "write minutes (90), H:MM:SS (12:00:00) or D-HH:MM:SS (2-00:00:00)",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_counts_partitions_and_time_limits() {
+        assert_eq!(node_count("4"), Ok(4));
+        let zero = node_count("0").unwrap_err();
+        assert!(zero.message.contains("at least one node"), "{zero}");
+        assert!(zero.hint.contains("--nodes 1"), "{zero}");
+        assert!(node_count("-1").is_err() && node_count("two").is_err());
+        assert_eq!(slurm_partition("gpu-a100_x.2"), Ok("gpu-a100_x.2".into()));
+        for bad in ["", "gpu a", "gpu;rm", "gpu\n#SBATCH"] {
+            assert!(slurm_partition(bad).is_err(), "{bad:?}");
+        }
+        for good in ["90", "90:30", "12:00:00", "2-12", "2-12:30", "2-12:30:00"] {
+            assert_eq!(slurm_time(good), Ok(good.to_owned()));
+        }
+        for bad in ["", "1:2:3:4", "1-", "-1", "1h", "2-1:2:3:4", "1 ", "a:b"] {
+            assert!(slurm_time(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn sizes() {
