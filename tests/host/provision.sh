@@ -432,9 +432,12 @@ reset_host() {
     rm -rf --one-file-system "${home:?}" "/run/user/$uid"
     sed -i "/^$TEST_USER:/d" /etc/subuid /etc/subgid
   fi
-  if [[ -x $HERE/rig.sh ]]; then
-    bash "$HERE/rig.sh" reset
-  fi
+  # The systemd rig's machines and roots, and the Slurm test cluster's daemons and state.
+  for helper in rig.sh slurm.sh; do
+    if [[ -f $HERE/$helper ]]; then
+      bash "$HERE/$helper" reset
+    fi
+  done
   log "removing podlab's test state: /etc/cdi specs, caches, host facts, fake device nodes"
   rm -f /etc/cdi/podlab-* /etc/cdi/.podlab-* /var/run/cdi/podlab-* /var/run/cdi/.podlab-*
   rmdir /etc/cdi 2>/dev/null || true
