@@ -115,15 +115,45 @@ fn load() -> Result<TestHost, String> {
 }
 
 /// The freshly built binary may sit under a directory the test user cannot enter (CI clones
-/// under /root): copy it to a world-readable place.
+/// under /root): copy it to a world-readable place. One copy per build, shared by every test
+/// binary of the run (a debug build is ~170 MB: a copy per test process filled the disk), and
+/// copies of earlier builds are removed once they are an hour old.
 fn install_binary() -> Result<PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!("podlab-e2e-{}", std::process::id()));
-    fs::create_dir_all(&dir).map_err(|err| err.to_string())?;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(|err| err.to_string())?;
+    let source = Path::new(env!("CARGO_BIN_EXE_podlab"));
+    let meta = fs::metadata(source).map_err(|err| format!("{}: {err}", source.display()))?;
+    let built = meta
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |age| age.as_nanos());
+    let parent = std::env::temp_dir();
+    let prefix = "podlab-e2e-bin-";
+    let dir = parent.join(format!("{prefix}{}-{built}", meta.len()));
     let target = dir.join("podlab");
-    fs::copy(env!("CARGO_BIN_EXE_podlab"), &target).map_err(|err| format!("copy podlab: {err}"))?;
-    fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
-        .map_err(|err| err.to_string())?;
+    if !target.exists() {
+        fs::create_dir_all(&dir).map_err(|err| err.to_string())?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
+            .map_err(|err| err.to_string())?;
+        // Copied under a name of this process's, then renamed: test binaries start at once.
+        let staged = dir.join(format!(".podlab-{}", std::process::id()));
+        fs::copy(source, &staged).map_err(|err| format!("copy podlab: {err}"))?;
+        fs::set_permissions(&staged, fs::Permissions::from_mode(0o755))
+            .map_err(|err| err.to_string())?;
+        fs::rename(&staged, &target).map_err(|err| format!("install podlab: {err}"))?;
+    }
+    let hour = Duration::from_secs(3600);
+    for entry in fs::read_dir(&parent).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let stale = entry.file_name().to_string_lossy().starts_with(prefix)
+            && path != dir
+            && entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .is_ok_and(|time| time.elapsed().is_ok_and(|age| age > hour));
+        if stale {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
     Ok(target)
 }
 
