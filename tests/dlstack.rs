@@ -5,6 +5,11 @@
 //! for them. The libraries are Debian's real 550 userspace files; with the fake GPUs `cuInit`
 //! fails (no device), and everything before it must pass.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test helpers: a failed setup step must fail the test at once"
+)]
+
 mod common;
 
 use std::fs;
@@ -166,4 +171,101 @@ fn real_driver_script_dry_run_on_the_debian_root() {
     }
     assert!(!report.contains("MISSING from the spec"), "{report}");
     run.expect_code(0);
+}
+
+/// Builds `tag` from the deep-learning image plus a CUDA forward-compatibility directory as
+/// NVIDIA's CUDA images lay it out (`/usr/local/cuda -> cuda-12.9`, `compat/libcuda.so.1 ->
+/// libcuda.so.<compat>`, `CUDA_VERSION` set). The compat libcuda is Debian's real libcuda under
+/// the compat driver's version: what matters here is which file the loader picks.
+fn compat_image(host: &TestHost, base: &str, tag: &str, compat: &str) {
+    let context = host.user_dir(&format!("compat-{compat}"));
+    let dir = context.join("usr/local/cuda-12.9/compat");
+    fs::create_dir_all(&dir).expect("context");
+    let real = host
+        .nvidia_root
+        .join("usr/lib/x86_64-linux-gnu/nvidia/current")
+        .join(format!("libcuda.so.{}", host.nvidia_version));
+    fs::copy(real, dir.join(format!("libcuda.so.{compat}"))).expect("copy libcuda");
+    std::os::unix::fs::symlink(format!("libcuda.so.{compat}"), dir.join("libcuda.so.1"))
+        .expect("link");
+    std::os::unix::fs::symlink("libcuda.so.1", dir.join("libcuda.so")).expect("link");
+    std::os::unix::fs::symlink("cuda-12.9", context.join("usr/local/cuda")).expect("link");
+    fs::write(
+        context.join("Containerfile"),
+        format!("FROM {base}\nENV CUDA_VERSION=12.9.0\nCOPY usr/ /usr/\n"),
+    )
+    .expect("Containerfile");
+    let chown = std::process::Command::new("chown")
+        .args(["-R", &format!("{}:{}", host.uid, host.gid)])
+        .arg(&context)
+        .status()
+        .expect("chown");
+    assert!(chown.success());
+    let context_arg = context.display().to_string();
+    host.command("podman", &["build", "-q", "-t", tag, &context_arg])
+        .output()
+        .expect_code(0);
+    let _ = fs::remove_dir_all(context);
+}
+
+/// Which libcuda file the loader maps for `dlopen("libcuda.so.1")`, as `/proc/self/maps` says.
+const WHICH_LIBCUDA: &str = "import ctypes\nctypes.CDLL('libcuda.so.1')\n\
+print([l.split()[-1] for l in open('/proc/self/maps') if 'libcuda' in l][0])";
+
+#[test]
+fn forward_compat_libs_newer_than_the_host_driver_are_loaded_without_a_hook() {
+    let Some(host) = host() else { return };
+    let Some(image) = dl_image() else { return };
+    let _socket = shared_socket();
+    let _spec = spec_lock();
+    let _ = fs::remove_file(SYSTEM_SPEC);
+    let root = host.nvidia_root.display().to_string();
+    for (compat, used) in [("575.57.08", true), ("535.54.03", false)] {
+        let tag = format!("localhost/podlab-test/compat-{compat}:latest");
+        compat_image(host, image, &tag, compat);
+        let project = host.user_dir(&format!("compat-run-{compat}"));
+        let args = [
+            "run",
+            "--driver-root",
+            &root,
+            "--gpus",
+            "all",
+            "--image",
+            &tag,
+            "--",
+            "python3",
+            "-c",
+            WHICH_LIBCUDA,
+        ];
+        let run = host.podlab(&args).cwd(&project).output();
+        host.command("podman", &["rmi", "-f", &tag]).output();
+        let _ = fs::remove_dir_all(project);
+        run.expect_code(0);
+        let loaded = run.stdout.trim();
+        if used {
+            assert_eq!(
+                loaded,
+                format!("/usr/local/cuda-12.9/compat/libcuda.so.{compat}"),
+                "{}",
+                run.stderr
+            );
+            assert!(
+                run.stderr.contains(&format!(
+                    "using the image's CUDA forward-compatibility libcuda {compat}"
+                )),
+                "{}",
+                run.stderr
+            );
+        } else {
+            assert!(!loaded.contains("compat"), "{loaded}");
+            assert!(
+                run.stderr.contains(&format!(
+                    "libcuda {compat} is not newer than the host driver {}: using the host's libcuda",
+                    host.nvidia_version
+                )),
+                "{}",
+                run.stderr
+            );
+        }
+    }
 }

@@ -217,6 +217,8 @@ mod tests {
                 mode,
                 names: vec!["all".into()],
                 notices: vec![],
+                driver: None,
+                env: Vec::new(),
             },
             label_disable: true,
             ..ContainerPlan::example("demo")
