@@ -119,9 +119,12 @@ envs = [v for e in edits for v in e.get("env", [])]
 mounted = {os.path.realpath(h) for h, _ in mounts}
 
 cache = os.path.join(root, "etc/ld.so.cache")
-if not os.path.exists(cache):
-    sys.exit(f"real-driver: error: no ld.so.cache at {cache}\nhint: run ldconfig (or ldconfig -r ROOT)")
-listing = subprocess.run(["/sbin/ldconfig", "-p", "-C", cache], capture_output=True, text=True).stdout
+listing = ""
+if os.path.exists(cache):
+    listing = subprocess.run(["/sbin/ldconfig", "-p", "-C", cache], capture_output=True, text=True).stdout
+else:
+    # A driver only on LD_LIBRARY_PATH (as under /usr/local/nvidia on GKE) is in no cache.
+    print(f"real-driver: note: no ld.so.cache at {cache}: no libraries to compare", file=sys.stderr)
 known = {}
 for line in listing.splitlines()[1:]:
     match = re.match(r"\s*(\S+) \((.*)\) => (\S+)", line)
@@ -152,9 +155,13 @@ else:
         for prefix in ("/usr/local/nvidia", "/opt/nvidia", "/run/nvidia"):
             if ("/" + path.lstrip("/")).startswith(prefix + "/"):
                 print(f"HIDE+=({prefix})")
-    for _, container in mounts:
+    for host, container in mounts:
         if "/bin/" in container:
             print(f"HIDE+=({shlex.quote(container)})")
+        # A driver under a prefix of its own (as GKE's /usr/local/nvidia) goes as a whole.
+        for prefix in ("/usr/local/nvidia", "/opt/nvidia", "/run/nvidia"):
+            if host.startswith(prefix + "/"):
+                print(f"HIDE+=({prefix})")
 print("HIDE+=(/etc/ld.so.cache)")
 for host, container in mounts:
     print(f"MOUNTS+=({shlex.quote(host)} {shlex.quote(container)})")
@@ -233,6 +240,8 @@ else:
         run = subprocess.run(["/tmp/podlab-kernel"], capture_output=True, text=True)
         check("CUDA kernel built with nvcc", run.returncode == 0 and "sum 1048576" in run.stdout,
               (run.stdout + run.stderr).strip())
+    else:
+        print("skip CUDA kernel (no nvcc on the host)")
     if importlib.util.find_spec("torch"):
         code = ("import torch\n"
                 "f = torch.compile(lambda x: torch.sin(x) * 2 + 1)\n"
@@ -307,7 +316,7 @@ done < <(awk '{ print $5 }' /proc/self/mountinfo | sort -u)
 for path in "${HIDE[@]}"; do
   [[ -e $R$path || -L $R$path ]] || continue
   rm -rf "${R:?}$path" 2>/dev/null && continue
-  if [[ -d $R$path ]]; then mount -t tmpfs -o ro tmpfs "$R$path"; else mount --bind /dev/null "$R$path"; fi
+  if [[ -d $R$path ]]; then mount -t tmpfs -o mode=755 tmpfs "$R$path"; else mount --bind /dev/null "$R$path"; fi
 done
 # The check's own files come back in /tmp after the driver root is gone.
 mkdir -p "$R/tmp" && chmod 1777 "$R/tmp"
