@@ -9,10 +9,12 @@
 //! Programs that look for the driver rather than just load it need more than the loader does:
 //! Triton (and so `torch.compile`) asks `ldconfig -p` for `libcuda.so.1`, then the
 //! `LD_LIBRARY_PATH` directories, then `TRITON_LIBCUDA_PATH`, and links its launcher with
-//! `-lcuda`, which needs the development name `libcuda.so` beside it. A spec cannot fix the
-//! image's `ld.so.cache` (it does not know the image, and a replaced cache would hide the
-//! image's own libraries) and must not set `LD_LIBRARY_PATH` (Podman replaces the image's
-//! value with the spec's, which breaks images that rely on theirs). So each library is also
+//! `-lcuda`, which needs the development name `libcuda.so` beside it. The image's
+//! `ld.so.cache` is left alone: a spec does not know the image, and even where podlab does (its
+//! own sessions) a cache mounted over the image's would be read-only, so the image's own
+//! `ldconfig` (run by every `apt-get install` of a library) would fail to replace it. Nor is
+//! `LD_LIBRARY_PATH` set: Podman replaces the image's value with the spec's, which breaks
+//! images that rely on theirs. So each library is also
 //! mounted under the development names its packages ship (`libcuda.so` always), and
 //! [`TRITON_LIBCUDA_PATH`] names a directory that holds both `libcuda.so.1` and `libcuda.so`:
 //! a variable nothing else reads. With a compiler in the image, `ctypes.util.find_library`

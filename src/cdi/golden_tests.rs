@@ -765,6 +765,19 @@ fn libcuda_cannot_found_triton_gets_libcuda_so_and_its_path() {
             fixture.name
         );
     }
+    // Other development names the packages ship are there too (Debian: libnvidia-ml.so, ...).
+    let fixture = fixtures::debian_like();
+    let case = run(&fixture, &Options::default());
+    for stem in ["libnvidia-ml", "libnvcuvid", "libnvidia-encode"] {
+        let dir = "/usr/lib/x86_64-linux-gnu";
+        let dev = mounts_at(&case.generated.spec, &format!("{dir}/{stem}.so"));
+        assert_eq!(dev.len(), 1, "{stem}.so");
+        assert_eq!(
+            dev,
+            mounts_at(&case.generated.spec, &format!("{dir}/{stem}.so.1")),
+            "{stem}"
+        );
+    }
     // NVIDIA's hooked form makes the link and the cache itself: no variable.
     let fixture = fixtures::debian_like();
     let options = Options {
