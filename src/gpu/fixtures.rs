@@ -844,6 +844,40 @@ mod tests {
     }
 
     #[test]
+    fn manifests_give_real_config_text_and_elf_classes() {
+        let fixture = debian_like();
+        let root = &fixture.roots.driver_root;
+        let icd = fs::read_to_string(root.join("etc/OpenCL/vendors/nvidia.icd")).unwrap();
+        assert_eq!(icd, "libnvidia-opencl.so.1\n");
+        let egl =
+            fs::read_to_string(root.join("usr/share/glvnd/egl_vendor.d/10_nvidia.json")).unwrap();
+        assert!(
+            egl.contains("\"library_path\" : \"libEGL_nvidia.so.0\""),
+            "{egl}"
+        );
+        let smi = root.join("usr/lib/nvidia/current/nvidia-smi");
+        assert_eq!(
+            fs::metadata(&smi).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        // Fedora's i686 copies are 32-bit ELF with the same SONAME.
+        let fedora = fedora_lib64();
+        let i686 = fedora
+            .roots
+            .driver_root
+            .join(format!("usr/lib/libcuda.so.{}", fedora.version));
+        let inspected = crate::gpu::elf::inspect(&i686);
+        assert_eq!(inspected.soname.unwrap().as_deref(), Some("libcuda.so.1"));
+        assert!(!inspected.target.unwrap().is_native());
+        assert_eq!(base64_decode("aGk="), Some(b"hi".to_vec()));
+        assert_eq!(base64_decode("aGkh"), Some(b"hi!".to_vec()));
+        let good = "version 1.0\nfile /x 0644 elf64:libx.so.1\nlink /y x\n";
+        assert_eq!(Manifest::parse(good).unwrap().libraries(), ["/x"]);
+        assert!(Manifest::parse("version 1.0\nfile /x 0644 elf99:libx.so.1\n").is_err());
+        assert!(Manifest::parse("version 1.0\nlink /x\n").is_err());
+    }
+
+    #[test]
     fn ld_cache_comes_from_the_real_ldconfig() {
         let fixture = fedora_lib64();
         if !fixture.ld_cache {
