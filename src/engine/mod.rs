@@ -55,6 +55,13 @@ pub trait Engine {
         image: &str,
         path: &str,
     ) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// Where a symlink in the image leads, as an absolute path, without reading the file it
+    /// names (`/usr/local/cuda/compat/libcuda.so.1` is 30 MB); `None` when the path is missing.
+    fn image_link(
+        &self,
+        image: &str,
+        path: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
     /// `POST /containers/create` with a complete libpod body; returns the container id.
     fn create_container(
         &self,
@@ -245,6 +252,8 @@ pub struct ImageFacts {
     pub id: String,
     /// `Config.User`: empty, a name, `uid` or `uid:gid`.
     pub user: String,
+    /// `Config.Env`: `KEY=value` entries.
+    pub env: Vec<String>,
 }
 
 /// One line of `podlab ps`.
@@ -415,6 +424,8 @@ pub mod fake {
         pub inspect_documents: BTreeMap<String, serde_json::Value>,
         /// Pods by name, for `inspect_pod`; `kube play` and `kube down` only record.
         pub pods: BTreeMap<String, super::kube::PodFacts>,
+        /// Symlink targets in images, by `IMAGE:PATH`, for `image_link`.
+        pub links: BTreeMap<String, String>,
         /// Secrets by name, shared between clones (`create_secret` adds, `remove_secret` drops).
         pub secrets: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
     }
@@ -471,6 +482,11 @@ pub mod fake {
         async fn image_file(&self, image: &str, path: &str) -> Result<Option<String>> {
             self.record(format!("read {image}:{path}"));
             Ok(None)
+        }
+
+        async fn image_link(&self, image: &str, path: &str) -> Result<Option<String>> {
+            self.record(format!("link {image}:{path}"));
+            Ok(self.links.get(&format!("{image}:{path}")).cloned())
         }
 
         async fn create_container(&self, body: &serde_json::Value) -> Result<String> {

@@ -539,6 +539,7 @@ mod tests {
                 ImageFacts {
                     id: "sha".into(),
                     user: "1000:100".into(),
+                    env: Vec::new(),
                 },
             )]),
             ..FakeEngine::default()

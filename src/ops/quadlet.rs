@@ -228,7 +228,8 @@ fn absolute(cwd: &Path, path: &Path) -> PathBuf {
     }
 }
 
-/// The image's user, asked from Podman; `None` when the image is not local.
+/// The image's user (and, for a CUDA image with GPUs, its compat libcuda), asked from Podman;
+/// `None` when the image is not local.
 pub async fn image_user(session: &Session, connect: &ConnectOptions) -> Result<Option<ImageUser>> {
     let connected = engine::connect(connect).await.map_err(|err| {
         let hint = err.hint_text().unwrap_or_default().to_owned();
@@ -250,9 +251,21 @@ pub async fn image_user(session: &Session, connect: &ConnectOptions) -> Result<O
     } else {
         None
     };
+    let compat_libcuda = if session.gpus != crate::session::GpuRequest::None
+        && crate::plan::is_cuda_image(&facts.env)
+    {
+        connected
+            .engine
+            .image_link(image, crate::plan::COMPAT_LIBCUDA)
+            .await?
+    } else {
+        None
+    };
     Ok(Some(ImageUser {
         user: facts.user,
         passwd,
+        env: facts.env,
+        compat_libcuda,
     }))
 }
 

@@ -40,11 +40,14 @@ pub struct Planned {
     pub notices: Vec<String>,
 }
 
-/// The image's `User` and, when it names a user, its `/etc/passwd`.
+/// The image's `User` and, when it names a user, its `/etc/passwd`; its `Env`, and where its
+/// CUDA forward-compatibility libcuda leads (see [`plan::plan_compat`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageUser {
     pub user: String,
     pub passwd: Option<String>,
+    pub env: Vec<String>,
+    pub compat_libcuda: Option<String>,
 }
 
 /// Plans `session` as the unit `name` for the target Podman. `image_user`: the image's user,
@@ -67,7 +70,10 @@ pub fn plan(
         }
         plan::plan_user(session.user_map, "", None)
     };
-    let (gpus, cdi_spec_dir) = plan_gpus(session, caps)?;
+    let (mut gpus, cdi_spec_dir) = plan_gpus(session, caps)?;
+    if let Some(image) = image_user {
+        plan::plan_compat(&mut gpus, image.compat_libcuda.as_deref(), &image.env);
+    }
     notices.extend(gpus.notices.iter().map(|notice| notice.message.clone()));
     let home =
         (userns == UserNs::KeepId && !session.env.contains_key("HOME")).then(|| "/tmp".to_owned());

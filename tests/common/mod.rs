@@ -490,3 +490,29 @@ pub fn start_session(host: &TestHost, project: &Path, name: &str, port: u16) -> 
     host.podlab(&args).cwd(project).output().expect_code(0);
     data
 }
+
+const DL_ENV: &str = "/etc/podlab-test-dl.env";
+
+/// The deep-learning test image that `tests/host/dl-image.sh` imports (python3, gcc and the real
+/// `triton` wheel, no NVIDIA environment), from `/etc/podlab-test-dl.env`; `None` (after saying
+/// why) where the e2e tests skip.
+pub fn dl_image() -> Option<&'static str> {
+    static IMAGE: OnceLock<Result<String, String>> = OnceLock::new();
+    let loaded = IMAGE.get_or_init(|| {
+        let text = fs::read_to_string(DL_ENV).map_err(|err| format!("{DL_ENV}: {err}"))?;
+        text.lines()
+            .find_map(|line| line.strip_prefix("PODLAB_TEST_DL_IMAGE="))
+            .map(str::to_owned)
+            .ok_or(format!("{DL_ENV} lacks PODLAB_TEST_DL_IMAGE"))
+    });
+    match loaded {
+        Ok(image) => Some(image),
+        Err(reason) if std::env::var("PODLAB_E2E").as_deref() == Ok("1") => {
+            panic!("PODLAB_E2E=1 but the deep-learning test image is not there: {reason}")
+        }
+        Err(reason) => {
+            eprintln!("skipping end-to-end test: {reason} (run sudo tests/host/provision.sh)");
+            None
+        }
+    }
+}

@@ -468,4 +468,5 @@ nvidia_userspace
 install_kubernetes_validate
 write_host_env
 bash "$HERE/slurm.sh" install
+bash "$HERE/dl-image.sh"
 log "ready: user $TEST_USER, socket /run/user/$(id -u "$TEST_USER")/podman/podman.sock, image $TEST_IMAGE"

@@ -80,6 +80,7 @@ pub fn container_unit(
             .push(volume("Volume", host, &mount.container, mode)?);
     }
     let mut env = gpus(&mut container, &plan.gpus.mode, cdi_spec_dir, &mut notices)?;
+    env.extend(plan.gpus.env.iter().cloned());
     if let Some(home) = &plan.home {
         env.insert("HOME".to_owned(), home.clone());
     }
@@ -217,6 +218,8 @@ mod tests {
                 mode,
                 names: vec!["all".into()],
                 notices: vec![],
+                driver: None,
+                env: Vec::new(),
             },
             label_disable: true,
             ..ContainerPlan::example("demo")
@@ -278,6 +281,22 @@ mod tests {
         assert_eq!(c.add_device, ["nvidia.com/gpu=all"]);
         assert_eq!(c.global_args, ["--cdi-spec-dir=/home/a/.config/cdi"]);
         assert!(emitted.notices.is_empty());
+    }
+
+    /// Issue 12: forward compatibility reaches units too (by CDI name here, where the spec
+    /// cannot carry it).
+    #[test]
+    fn forward_compat_libs_reach_the_units_environment() {
+        let mut planned = plan(GpuMode::Cdi(vec!["nvidia.com/gpu=all".into()]));
+        planned.gpus.env = vec![(
+            "LD_LIBRARY_PATH".to_owned(),
+            "/usr/local/cuda/compat:/usr/local/nvidia/lib64".to_owned(),
+        )];
+        let emitted = container_unit(&session(), &planned, None, &caps("5.4.2")).unwrap();
+        assert_eq!(
+            container(&emitted).environment["LD_LIBRARY_PATH"],
+            "/usr/local/cuda/compat:/usr/local/nvidia/lib64"
+        );
     }
 
     #[test]
