@@ -226,7 +226,7 @@ fn bad_input_leaves_the_unit_directory_unchanged() {
             "--name".into(),
             "a@b".into(),
         ],
-        "invalid container name",
+        "invalid name",
     );
     // A port in use.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -12,6 +12,7 @@ pub struct Args {
     #[arg(long, default_value = "/workspace", value_name = "DIR")]
     folder: String,
     /// The session's name (see podlab ps).
+    #[arg(value_parser = crate::session::values::container_name)]
     name: String,
 }
 

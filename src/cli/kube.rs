@@ -31,15 +31,19 @@ pub enum Command {
 pub struct GenerateArgs {
     /// A running session (or any container) to export, rebuilt from its inspect data; session
     /// flags given with it override what it has (--name renames it).
-    #[arg(value_name = "SESSION", conflicts_with = "preset")]
+    #[arg(value_name = "SESSION", conflicts_with = "preset", value_parser = crate::session::values::container_name)]
     container: Option<String>,
     #[command(flatten)]
     session: SessionArgs,
     #[command(flatten)]
     output: OutputArgs,
-    /// Write the YAML to FILE (atomically) instead of stdout.
+    /// Write the YAML to FILE (atomically, behind podlab's header) instead of stdout; a file
+    /// podlab did not write is never replaced.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     file: Option<PathBuf>,
+    /// Replace FILE even if it was edited since podlab wrote it.
+    #[arg(long)]
+    force: bool,
     /// The command; the image's own when none is given.
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
@@ -179,7 +183,7 @@ async fn generate(args: GenerateArgs, connect: &ConnectOptions) -> Result<u8> {
     let yaml = kube::generate(&connected.engine, caps, &session, &args.output.options()).await?;
     match args.file {
         Some(file) if file != Path::new("-") => {
-            crate::host::atomic::write_file(&file, yaml.as_bytes(), 0o644)?;
+            kube::write_yaml(&file, &yaml, args.force).await?;
             tracing::info!("wrote {}", file.display());
         }
         _ => print_result(&yaml)?,

@@ -30,7 +30,7 @@ pub enum Command {
 pub struct UnitArgs {
     /// A session (or any container) whose unit to write, rebuilt from its inspect data;
     /// session flags given with it override what it has (--name renames it).
-    #[arg(value_name = "SESSION", conflicts_with_all = ["preset", "yaml"])]
+    #[arg(value_name = "SESSION", conflicts_with_all = ["preset", "yaml"], value_parser = crate::session::values::container_name)]
     container: Option<String>,
     #[command(flatten)]
     session: SessionArgs,
@@ -74,6 +74,7 @@ pub struct InstallArgs {
 #[derive(Debug, clap::Args)]
 pub struct RmArgs {
     /// The unit's name (its file name without the extension).
+    #[arg(value_parser = crate::session::values::container_name)]
     name: String,
     /// Remove it even if it was edited since podlab wrote it.
     #[arg(short, long)]
@@ -85,7 +86,7 @@ pub async fn run(command: Command, connect: &ConnectOptions) -> Result<u8> {
         Command::Generate(args) => generate(args, connect).await,
         Command::Install(args) => {
             let built = build(&args.unit, connect).await?;
-            print_written(&quadlet::install(&built, args.unit.force).await?)?;
+            print_written(&quadlet::install(&built, args.unit.force, connect).await?)?;
             quadlet::start(&built.service)?;
             Ok(0)
         }

@@ -12,6 +12,7 @@ pub struct Args {
     #[arg(short, long)]
     force: bool,
     /// The session's name (see podlab ps).
+    #[arg(value_parser = crate::session::values::container_name)]
     name: String,
 }
 

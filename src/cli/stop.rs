@@ -17,6 +17,7 @@ pub struct Args {
     )]
     time: u32,
     /// The session's name (see podlab ps).
+    #[arg(value_parser = crate::session::values::container_name)]
     name: String,
 }
 

@@ -752,8 +752,20 @@ impl Engine for PodmanApi {
     }
 
     // --- podlab notebook: plain libpod calls (see `super::secrets`) ------------------------
-    async fn create_secret(&self, name: &str, data: &[u8]) -> Result<()> {
-        super::secrets::create(&self.libpod, name, data).await
+    async fn create_secret(
+        &self,
+        name: &str,
+        data: &[u8],
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        super::secrets::create(&self.libpod, name, data, labels).await
+    }
+
+    async fn secret_labels(
+        &self,
+        name: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>> {
+        super::secrets::labels(&self.libpod, name).await
     }
 
     async fn secret_data(&self, name: &str) -> Result<Option<Vec<u8>>> {

@@ -84,6 +84,7 @@ pub async fn generate<E: Engine>(
 /// The podman-flavor YAML of a container's session, as `kube generate SESSION` writes it by
 /// default; `SESSION` is not a file, so an unknown name says both.
 pub async fn session_yaml<E: Engine>(engine: &E, caps: Capabilities, name: &str) -> Result<String> {
+    file_or_name(name, "session")?;
     if engine
         .inspect_json(Inspectable::Container, name)
         .await?
@@ -420,6 +421,7 @@ pub async fn play<E: Engine>(engine: &E, yaml: &str) -> Result<String> {
 
 /// A minimal Pod document for `kube down POD`: Podman finds what to remove by name.
 pub async fn pod_yaml<E: Engine>(engine: &E, name: &str) -> Result<String> {
+    file_or_name(name, "pod")?;
     for candidate in [name.to_owned(), format!("{name}-pod")] {
         if engine.inspect_pod(&candidate).await?.is_some() {
             return Ok(format!(
@@ -429,6 +431,44 @@ pub async fn pod_yaml<E: Engine>(engine: &E, name: &str) -> Result<String> {
     }
     Err(Error::user(format!("no file and no pod named {name}"))
         .hint("give the YAML file that was played, or a pod name from podman pod ps"))
+}
+
+/// Writes `yaml` to `file` behind podlab's provenance header (the one units carry, see
+/// [`crate::emit::quadlet::unit::with_header`]): like `quadlet generate -o` and
+/// `cdi generate -o`, it never replaces a file podlab did not write, nor (without `force`)
+/// one edited since.
+pub async fn write_yaml(file: &std::path::Path, yaml: &str, force: bool) -> Result<()> {
+    let name = file
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or_else(|| {
+            Error::user(format!("-o {}: not a file name", file.display()))
+                .hint("name a file: -o pod.yaml")
+        })?;
+    let dir = file
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let text = crate::emit::quadlet::unit::with_header(yaml);
+    crate::ops::units::install(dir, &[(name, text)], force).await?;
+    Ok(())
+}
+
+/// A `FILE|NAME` argument that is no file must be a name (podlab's one name validator):
+/// it goes into Podman paths and into YAML.
+fn file_or_name(name: &str, what: &str) -> Result<()> {
+    crate::session::values::container_name(name)
+        .map(drop)
+        .map_err(|invalid| {
+            Error::user(format!(
+                "no file {name}, and no valid {what} name: {}",
+                invalid.message
+            ))
+            .hint(format!(
+                "give a YAML file that exists, or a {what} name: {}",
+                invalid.hint
+            ))
+        })
 }
 
 /// Takes down the pods of `yaml`; the lines to print. Every pod it names that exists must
@@ -548,6 +588,34 @@ mod tests {
 
     fn caps() -> Capabilities {
         Capabilities::for_version(PodmanVersion::new(5, 4, 2))
+    }
+
+    #[tokio::test]
+    async fn l4_kube_generate_o_never_replaces_a_file_podlab_did_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pod.yaml");
+        std::fs::write(&file, "mine: true\n").unwrap();
+        let err = write_yaml(&file, "kind: Pod\n", true).await.unwrap_err();
+        assert!(
+            err.to_string().contains("was not written by podlab"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine: true\n");
+
+        let ours = dir.path().join("ours.yaml");
+        write_yaml(&ours, "kind: Pod\n", false).await.unwrap();
+        let text = std::fs::read_to_string(&ours).unwrap();
+        assert!(
+            text.starts_with('#') && text.ends_with("kind: Pod\n"),
+            "{text}"
+        );
+        write_yaml(&ours, "kind: Job\n", false).await.unwrap();
+        std::fs::write(&ours, std::fs::read_to_string(&ours).unwrap() + "x: 1\n").unwrap();
+        let err = write_yaml(&ours, "kind: Pod\n", false).await.unwrap_err();
+        assert!(err.to_string().contains("was edited"), "{err}");
+        write_yaml(&ours, "kind: Pod\n", true).await.unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 2, "no lock or temporary file left");
     }
 
     #[tokio::test]

@@ -58,13 +58,29 @@ pub fn target_for(version: &str, kind: Kind) -> Result<Capabilities> {
 
 /// Writes the units into podlab's unit directory (checking the session's ports first when
 /// none of its files is there yet); what became of each file.
-pub async fn install(built: &Built, force: bool) -> Result<Vec<(PathBuf, Written)>> {
+/// A name is refused when a container of that name that the unit would replace exists
+/// (see [`units::check_container_free`]), or when a unit file of the user's of the same name
+/// would shadow podlab's (see [`units::check_not_shadowed`]).
+pub async fn install(
+    built: &Built,
+    force: bool,
+    connect: &ConnectOptions,
+) -> Result<Vec<(PathBuf, Written)>> {
     let dir = units::unit_dir()?;
+    units::check_not_shadowed(&units::quadlet_dirs()?, &dir, &built.files)?;
+    if built.replaces_container {
+        let connected = engine::connect(connect).await?;
+        let name = built.service.trim_end_matches(".service");
+        units::check_container_free(&connected.engine, name, &[SERVICE_KIND]).await?;
+    }
     if !built.files.iter().any(|(file, _)| dir.join(file).exists()) {
         units::check_ports(&built.session.ports)?;
     }
     units::install(&dir, &built.files, force).await
 }
+
+/// The `io.podlab.kind` of the containers podlab's `.container` units run.
+const SERVICE_KIND: &str = "service";
 
 /// Starts (restarts) an installed `service` where a systemd user instance runs; elsewhere
 /// says what to run.
@@ -135,6 +151,8 @@ pub struct Built {
     /// The service that runs the session.
     pub service: String,
     pub session: Session,
+    /// Whether the service runs a container named after it with `--replace`.
+    pub replaces_container: bool,
 }
 
 /// The units (and the YAML a `.kube` unit plays) of `session` for the target Podman `caps`
@@ -217,6 +235,7 @@ pub async fn units(
         files,
         service: format!("{name}.service"),
         session,
+        replaces_container: kind != Kind::Kube,
     })
 }
 

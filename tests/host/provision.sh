@@ -27,6 +27,8 @@
 set -euo pipefail
 
 TEST_USER=${PODLAB_TEST_USER:-podlabtest}
+# A second unprivileged user: the hostile party of tests/hardening.rs (no home, no login).
+OTHER_USER=podlabother
 TEST_IMAGE=localhost/podlab-test/busybox:latest
 GLIBC_IMAGE=localhost/podlab-test/glibc:latest
 NVIDIA_CACHE=/var/cache/podlab-test/nvidia-debian
@@ -122,6 +124,9 @@ create_user() {
   if ! id "$TEST_USER" >/dev/null 2>&1; then
     log "creating user $TEST_USER"
     useradd --create-home --shell /bin/bash "$TEST_USER"
+  fi
+  if ! id "$OTHER_USER" >/dev/null 2>&1; then
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$OTHER_USER"
   fi
   local uid
   uid=$(id -u "$TEST_USER")
@@ -432,6 +437,7 @@ reset_host() {
     rm -rf --one-file-system "${home:?}" "/run/user/$uid"
     sed -i "/^$TEST_USER:/d" /etc/subuid /etc/subgid
   fi
+  userdel "$OTHER_USER" 2>/dev/null || true
   # The systemd rig's machines and roots, and the Slurm test cluster's daemons and state.
   for helper in rig.sh slurm.sh; do
     if [[ -f $HERE/$helper ]]; then

@@ -171,21 +171,11 @@ fn volume(key: &str, host: &str, container: &str, options: &str) -> Result<Strin
     })
 }
 
-/// systemd's rules for a unit name (without `@`, which makes a template): letters, digits,
-/// `:`, `_`, `.` and `-`, at most 255 bytes with the `.service` suffix.
+/// A unit's name goes through podlab's one name validator
+/// ([`crate::session::values::container_name`]): its rules are stricter than systemd's
+/// (no `:`, no `@`) and its length limit leaves room for every file a unit set derives.
 pub fn check_unit_name(name: &str) -> Result<()> {
-    let valid = !name.is_empty()
-        && name.len() + ".service".len() <= 255
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b":_.-".contains(&b));
-    if valid {
-        return Ok(());
-    }
-    Err(
-        Error::user(format!("unit name {name:?} would be rejected by systemd"))
-            .hint("use letters, digits, ':', '_', '.' and '-' (at most 246 characters)"),
-    )
+    crate::session::values::check_name(name)
 }
 
 #[cfg(test)]
