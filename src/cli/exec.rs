@@ -16,8 +16,7 @@ pub struct Args {
     #[arg(short, long, requires = "interactive")]
     tty: bool,
     /// The session's name (see podlab ps).
-    #[arg(value_parser = crate::session::values::container_name)]
-    name: String,
+    name: crate::session::values::Name,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,

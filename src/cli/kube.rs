@@ -31,14 +31,13 @@ pub enum Command {
 pub struct GenerateArgs {
     /// A running session (or any container) to export, rebuilt from its inspect data; session
     /// flags given with it override what it has (--name renames it).
-    #[arg(value_name = "SESSION", conflicts_with = "preset", value_parser = crate::session::values::container_name)]
-    container: Option<String>,
+    #[arg(value_name = "SESSION", conflicts_with = "preset")]
+    container: Option<crate::session::values::Name>,
     #[command(flatten)]
     session: SessionArgs,
     #[command(flatten)]
     output: OutputArgs,
-    /// Write the YAML to FILE (atomically, behind podlab's header) instead of stdout; a file
-    /// podlab did not write is never replaced.
+    /// Write the YAML to FILE (behind podlab's header; never over a file podlab did not write).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     file: Option<PathBuf>,
     /// Replace FILE even if it was edited since podlab wrote it.

@@ -51,8 +51,7 @@ pub struct InstallArgs {
 #[derive(Debug, clap::Args)]
 pub struct NameArgs {
     /// The notebook [default: the only one installed].
-    #[arg(value_parser = crate::session::values::container_name)]
-    name: Option<String>,
+    name: Option<crate::session::values::Name>,
 }
 
 #[derive(Debug, clap::Args)]

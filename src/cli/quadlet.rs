@@ -30,8 +30,8 @@ pub enum Command {
 pub struct UnitArgs {
     /// A session (or any container) whose unit to write, rebuilt from its inspect data;
     /// session flags given with it override what it has (--name renames it).
-    #[arg(value_name = "SESSION", conflicts_with_all = ["preset", "yaml"], value_parser = crate::session::values::container_name)]
-    container: Option<String>,
+    #[arg(value_name = "SESSION", conflicts_with_all = ["preset", "yaml"])]
+    container: Option<crate::session::values::Name>,
     #[command(flatten)]
     session: SessionArgs,
     /// Unit type.
@@ -74,8 +74,7 @@ pub struct InstallArgs {
 #[derive(Debug, clap::Args)]
 pub struct RmArgs {
     /// The unit's name (its file name without the extension).
-    #[arg(value_parser = crate::session::values::container_name)]
-    name: String,
+    name: crate::session::values::Name,
     /// Remove it even if it was edited since podlab wrote it.
     #[arg(short, long)]
     force: bool,

@@ -17,8 +17,7 @@ pub struct Args {
     )]
     time: u32,
     /// The session's name (see podlab ps).
-    #[arg(value_parser = crate::session::values::container_name)]
-    name: String,
+    name: crate::session::values::Name,
 }
 
 pub async fn run(args: &Args, connect: &ConnectOptions) -> Result<u8> {

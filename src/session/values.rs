@@ -556,6 +556,27 @@ pub fn container_name(text: &str) -> Result<String, Invalid> {
     Ok(text.to_owned())
 }
 
+/// A name the user gave, checked by [`container_name`]: command-line arguments of this type
+/// (NAME, SESSION) cannot skip the validator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name(String);
+
+impl FromStr for Name {
+    type Err = Invalid;
+
+    fn from_str(text: &str) -> Result<Self, Invalid> {
+        container_name(text).map(Self)
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// [`container_name`] for operations that take a name from elsewhere than a flag (a unit
 /// name from the project's folder, a `FILE|POD` argument that is not a file): the same rules,
 /// as podlab's error.
