@@ -57,8 +57,7 @@ pub fn target_for(version: &str, kind: Kind) -> Result<Capabilities> {
 }
 
 /// Writes the units into podlab's unit directory (checking the session's ports first when
-/// none of its files is there yet); what became of each file.
-/// A name is refused when a container of that name that the unit would replace exists
+/// none of its files is there yet); what became of each file. A name is refused when a container of that name that the unit would replace exists
 /// (see [`units::check_container_free`]), or when a unit file of the user's of the same name
 /// would shadow podlab's (see [`units::check_not_shadowed`]).
 pub async fn install(
@@ -71,16 +70,13 @@ pub async fn install(
     if built.replaces_container {
         let connected = engine::connect(connect).await?;
         let name = built.service.trim_end_matches(".service");
-        units::check_container_free(&connected.engine, name, &[SERVICE_KIND]).await?;
+        units::check_container_free(&connected.engine, name, &[units::SERVICE_KIND]).await?;
     }
     if !built.files.iter().any(|(file, _)| dir.join(file).exists()) {
         units::check_ports(&built.session.ports)?;
     }
     units::install(&dir, &built.files, force).await
 }
-
-/// The `io.podlab.kind` of the containers podlab's `.container` units run.
-const SERVICE_KIND: &str = "service";
 
 /// Starts (restarts) an installed `service` where a systemd user instance runs; elsewhere
 /// says what to run.

@@ -31,6 +31,10 @@ pub fn unit_dir() -> Result<PathBuf> {
     Ok(config.join("containers/systemd").join(SUBDIR))
 }
 
+/// The `io.podlab.kind` of the container a `.container` unit runs: an install may replace
+/// such a container of its name (see [`check_container_free`]).
+pub const SERVICE_KIND: &str = "service";
+
 /// The host decisions for a unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
@@ -81,7 +85,7 @@ pub fn plan(
         container: ContainerPlan {
             name: name.to_owned(),
             mode: Mode {
-                kind: "service",
+                kind: SERVICE_KIND,
                 tty: false,
                 stdin: false,
                 remove: true,
