@@ -7,7 +7,6 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::capabilities::Capabilities;
 use crate::cdi::freshness::{self, State};
 use crate::cdi::generate::{self, Options};
 use crate::cdi::spec::{ContainerEdits, Spec};
@@ -53,11 +52,14 @@ pub struct DriverFacts {
     pub gpus: Vec<(u32, Option<String>)>,
 }
 
-/// Decides how the requested GPUs reach the container.
+/// Decides how the requested GPUs reach the container: by CDI name when a fresh spec in
+/// `spec_dirs` (the directories the target Podman reads, [`store::podman_spec_dirs`]) names
+/// them all, else as inline edits. The caller resolves the directories, so that tests choose
+/// them instead of reading whatever the host's /etc/cdi holds.
 pub fn plan_gpus(
     request: &GpuRequest,
     roots: &DriverRoots,
-    caps: &Capabilities,
+    spec_dirs: &[PathBuf],
 ) -> Result<GpuPlan> {
     let none = |notices| GpuPlan {
         mode: GpuMode::None,
@@ -98,7 +100,7 @@ pub fn plan_gpus(
             .map(|gpu| (gpu.index, gpu.model.clone()))
             .collect(),
     });
-    if let Some(qualified) = cdi_names_in(&store::podman_spec_dirs(caps), &names) {
+    if let Some(qualified) = cdi_names_in(spec_dirs, &names) {
         return Ok(GpuPlan {
             mode: GpuMode::Cdi(qualified),
             names,
@@ -532,9 +534,8 @@ mod tests {
     #[test]
     fn inline_mode_carries_nodes_libraries_and_env() {
         let fixture = crate::gpu::fixtures::debian_like();
-        let caps = Capabilities::for_version(crate::capabilities::PodmanVersion::new(5, 4, 2));
         let request = GpuRequest::List(vec![GpuSelector::Index(1)]);
-        let plan = plan_gpus(&request, &fixture.roots, &caps).unwrap();
+        let plan = plan_gpus(&request, &fixture.roots, &[]).unwrap();
         let GpuMode::Inline(edits) = plan.mode else {
             panic!("expected inline mode, got {:?}", plan.mode)
         };
@@ -564,11 +565,10 @@ mod tests {
     #[test]
     fn auto_without_gpus_is_none_with_a_notice_but_explicit_request_fails() {
         let fixture = crate::gpu::fixtures::no_driver();
-        let caps = Capabilities::for_version(crate::capabilities::PodmanVersion::new(5, 4, 2));
-        let plan = plan_gpus(&GpuRequest::Auto, &fixture.roots, &caps).unwrap();
+        let plan = plan_gpus(&GpuRequest::Auto, &fixture.roots, &[]).unwrap();
         assert_eq!(plan.mode, GpuMode::None);
         assert_eq!(plan.notices.len(), 1);
-        assert!(plan_gpus(&GpuRequest::All, &fixture.roots, &caps).is_err());
+        assert!(plan_gpus(&GpuRequest::All, &fixture.roots, &[]).is_err());
     }
 
     /// A plan for GPUs on a host with driver `version`, GPU models as given.

@@ -1489,7 +1489,7 @@ mod tests {
         let fixture = crate::gpu::fixtures::debian_like();
         let caps = caps(5, 3);
         let request = GpuRequest::List(vec![crate::session::GpuSelector::Index(1)]);
-        let gpu_plan = crate::plan::plan_gpus(&request, &fixture.roots, &caps).unwrap();
+        let gpu_plan = crate::plan::plan_gpus(&request, &fixture.roots, &[]).unwrap();
         let crate::plan::GpuMode::Inline(edits) = gpu_plan.mode else {
             panic!("expected inline edits")
         };

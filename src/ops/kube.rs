@@ -220,7 +220,11 @@ fn check_multi_node(session: &Session, plan: &KubePlan) -> Result<()> {
 /// GPUs for `podman kube play`: by CDI name when a fresh spec Podman reads has them and the
 /// target reads CDI limit keys (5.4+), else the same edits inline.
 fn podman_gpus(session: &Session, caps: &Capabilities) -> Result<(Gpus, Vec<String>)> {
-    let planned = plan::plan_gpus(&session.gpus, &session.driver_roots, caps)?;
+    let planned = plan::plan_gpus(
+        &session.gpus,
+        &session.driver_roots,
+        &crate::cdi::store::podman_spec_dirs(caps),
+    )?;
     for notice in &planned.notices {
         tracing::warn!("{}", notice.message);
     }

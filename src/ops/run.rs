@@ -37,7 +37,11 @@ pub async fn plan_container<E: Engine>(
         None
     };
     let userns = plan::plan_user(session.user_map, &facts.user, passwd.as_deref());
-    let mut gpus = plan::plan_gpus(&session.gpus, &session.driver_roots, caps)?;
+    let mut gpus = plan::plan_gpus(
+        &session.gpus,
+        &session.driver_roots,
+        &crate::cdi::store::podman_spec_dirs(caps),
+    )?;
     if !gpus.names.is_empty() && plan::is_cuda_image(&facts.env) {
         let compat = engine.image_link(image, plan::COMPAT_LIBCUDA).await?;
         plan::plan_compat(&mut gpus, compat.as_deref(), &facts.env);

@@ -103,7 +103,11 @@ pub fn plan(
 /// GPUs as `podlab run` plans them; where that would inline them, a fresh spec in the user's
 /// own CDI directory serves instead on Podman 5.5 and newer, named with `--cdi-spec-dir`.
 pub fn plan_gpus(session: &Session, caps: &Capabilities) -> Result<(GpuPlan, Option<PathBuf>)> {
-    let mut gpus = plan::plan_gpus(&session.gpus, &session.driver_roots, caps)?;
+    let mut gpus = plan::plan_gpus(
+        &session.gpus,
+        &session.driver_roots,
+        &store::podman_spec_dirs(caps),
+    )?;
     if !matches!(gpus.mode, GpuMode::Inline(_)) || !caps.has(Feature::CdiSpecDirFlag) {
         return Ok((gpus, None));
     }
