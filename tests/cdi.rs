@@ -242,24 +242,6 @@ fn bad_input_fails_clearly_and_writes_nothing() {
     assert!(!out.exists());
 
     let root = host.nvidia_root.display().to_string();
-    let run = host.podlab(&[
-        "cdi",
-        "generate",
-        "--driver-root",
-        &root,
-        "--podman-version",
-        "5.4.2",
-        "-o",
-        "/etc/cdi/user.yaml",
-    ]);
-    let run = run.output();
-    assert_ne!(run.code, 0);
-    assert!(
-        run.stderr.contains("cannot write to /etc/cdi") && run.stderr.contains("hint: "),
-        "{}",
-        run.stderr
-    );
-    assert!(!Path::new("/etc/cdi/user.yaml").exists());
 
     // A Podman older than the content needs: refused, with the way out.
     let run = host
@@ -316,4 +298,60 @@ fn bad_input_fails_clearly_and_writes_nothing() {
         run.stderr
     );
     let _ = fs::remove_dir_all(empty);
+}
+
+/// Issue 11: this test read the state of /etc/cdi, which another test of the same run creates;
+/// on a fresh machine it saw a missing directory (reported as "not a directory") instead of
+/// an unwritable one. It now makes both directories itself.
+#[test]
+fn cdi_output_into_a_missing_or_unwritable_directory_fails_clearly() {
+    let Some(host) = host() else { return };
+    let root = host.nvidia_root.display().to_string();
+    let generate_into = |out: &Path| {
+        host.podlab(&[
+            "cdi",
+            "generate",
+            "--driver-root",
+            &root,
+            "--podman-version",
+            "5.4.2",
+            "-o",
+            &out.display().to_string(),
+        ])
+        .output()
+    };
+
+    // A directory that does not exist: called missing, with the mkdir that fixes it.
+    let missing = host.user_dir("cdi-missing-parent").join("absent");
+    let run = generate_into(&missing.join("spec.yaml"));
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains(&format!("{} does not exist", missing.display()))
+            && run.stderr.contains(&format!(
+                "hint: create it first (mkdir -p {})",
+                missing.display()
+            )),
+        "{}",
+        run.stderr
+    );
+    assert!(!missing.exists());
+
+    // A directory of root's, as /etc/cdi is: the user cannot write there.
+    let system_like =
+        std::env::temp_dir().join(format!("podlab-e2e-{}-root-cdi", std::process::id()));
+    let _ = fs::remove_dir_all(&system_like);
+    fs::create_dir_all(&system_like).expect("create root's directory");
+    fs::set_permissions(&system_like, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let run = generate_into(&system_like.join("user.yaml"));
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr
+            .contains(&format!("cannot write to {}", system_like.display()))
+            && run.stderr.contains("hint: "),
+        "{}",
+        run.stderr
+    );
+    assert!(fs::read_dir(&system_like).expect("list").next().is_none());
+    let _ = fs::remove_dir_all(&system_like);
 }

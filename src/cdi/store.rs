@@ -111,16 +111,34 @@ pub async fn write_spec(path: &Path, text: &str, kind: &str, force: bool) -> Res
         .parent()
         .filter(|dir| !dir.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        return Err(Error::user(format!(
-            "cannot write {}: {} is not a directory",
-            path.display(),
-            dir.display()
-        ))
-        .hint(format!(
-            "create it first (mkdir -p {}) or choose another --output",
-            dir.display()
-        )));
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::user(format!(
+                "cannot write {}: {} is not a directory",
+                path.display(),
+                dir.display()
+            ))
+            .hint("choose another --output"));
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::user(format!(
+                "cannot write {}: {} does not exist",
+                path.display(),
+                dir.display()
+            ))
+            .hint(format!(
+                "create it first (mkdir -p {}) or choose another --output",
+                dir.display()
+            )));
+        }
+        Err(err) => {
+            return Err(Error::env(format!("cannot write to {}: {err}", dir.display())).hint(
+                format!(
+                    "choose a directory you can write with --output, or run as root for {SYSTEM_DIR} (sudo podlab cdi install --system)"
+                ),
+            ));
+        }
     }
     let _lock = atomic::lock(&dir.join(".podlab-cdi.lock"), Duration::from_secs(10))
         .await
@@ -271,6 +289,46 @@ mod tests {
                 .await
                 .unwrap(),
             Written::Replaced
+        );
+    }
+
+    /// Issue 11: a missing output directory was reported as "not a directory".
+    #[tokio::test]
+    async fn missing_directory_is_called_missing_not_a_non_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("absent");
+        let err = write_spec(
+            &missing.join(SPEC_FILE),
+            &spec_text("A=1", true),
+            "nvidia.com/gpu",
+            false,
+        )
+        .await
+        .err()
+        .unwrap();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("{} does not exist", missing.display())),
+            "{text}"
+        );
+        assert!(!text.contains("not a directory"), "{text}");
+        assert!(!missing.exists());
+
+        let file = dir.path().join("a-file");
+        fs::write(&file, "x").unwrap();
+        let err = write_spec(
+            &file.join(SPEC_FILE),
+            &spec_text("A=1", true),
+            "nvidia.com/gpu",
+            false,
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string()
+                .contains(&format!("{} is not a directory", file.display())),
+            "{err}"
         );
     }
 

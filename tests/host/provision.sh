@@ -20,6 +20,9 @@
 #   9. installs kubernetes-validate (PyPI, offline Kubernetes schemas) into a venv under
 #      /opt/podlab-test, for the tests that check `podlab kube generate`'s output (run before 8.).
 #
+# `provision.sh --reset` undoes all of that but the packages, and removes what the tests leave
+# behind: run it, then `.ci/run`, before trusting a green run on a machine that ran tests before.
+#
 # Test machines only: it changes /dev and apt sources. See ../shared/notes/test-host.md.
 set -euo pipefail
 
@@ -409,6 +412,47 @@ EOF
   chmod 644 "$HOST_ENV.tmp"
   mv "$HOST_ENV.tmp" "$HOST_ENV"
 }
+
+# --- reset: back to the fresh machine ------------------------------------------------------------
+# Undoes steps 2-9 and what the end-to-end tests leave behind, so that the next run of this
+# script (and of .ci/run) starts from what a fresh machine has. The packages of step 1 stay
+# installed: apt's own state, re-checked by step 1 on every run.
+reset_host() {
+  local uid=""
+  if id "$TEST_USER" >/dev/null 2>&1; then
+    uid=$(id -u "$TEST_USER")
+    log "removing user $TEST_USER, its containers, storage and runtime directory"
+    # Its API service, containers and rootless pause process hold mounts in its namespaces:
+    # end them before removing the files.
+    pkill -KILL -u "$uid" 2>/dev/null || true
+    for _ in $(seq 1 50); do pgrep -u "$uid" >/dev/null 2>&1 || break; sleep 0.1; done
+    local home
+    home=$(getent passwd "$TEST_USER" | cut -d: -f6)
+    userdel "$TEST_USER" 2>/dev/null || true
+    rm -rf --one-file-system "${home:?}" "/run/user/$uid"
+    sed -i "/^$TEST_USER:/d" /etc/subuid /etc/subgid
+  fi
+  if [[ -x $HERE/rig.sh ]]; then
+    bash "$HERE/rig.sh" reset
+  fi
+  log "removing podlab's test state: /etc/cdi specs, caches, host facts, fake device nodes"
+  rm -f /etc/cdi/podlab-* /etc/cdi/.podlab-* /var/run/cdi/podlab-* /var/run/cdi/.podlab-*
+  rmdir /etc/cdi 2>/dev/null || true
+  rm -rf /var/cache/podlab-test /opt/podlab-test /etc/podlab-test-*.env "$HOST_ENV"
+  rm -rf /tmp/podlab-e2e-*
+  if [[ ! -e /proc/driver/nvidia/version ]]; then
+    rm -f /dev/nvidia0 /dev/nvidiactl /dev/nvidia-uvm /dev/nvidia-uvm-tools
+  fi
+  log "reset: this machine is back to its fresh state (packages stay installed)"
+}
+
+if [[ ${1:-} == --reset ]]; then
+  reset_host
+  exit 0
+elif [[ $# -gt 0 ]]; then
+  die "unknown argument '$1'
+hint: $0 provisions the test host; $0 --reset returns it to the fresh state"
+fi
 
 install_packages
 fix_tun
