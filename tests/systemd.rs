@@ -971,3 +971,46 @@ fn the_capability_table_holds_on_podman_5_8() {
     let Some(rig) = up() else { return };
     the_capability_table_holds(rig, &rig.machine("forky"));
 }
+
+// --- lingering ----------------------------------------------------------------------------------
+
+/// With lingering off, an install says that the service stops at logout, and how to keep it.
+#[test]
+fn an_install_with_lingering_off_warns_on_podman_5_4() {
+    let Some(rig) = up() else { return };
+    let machine = rig.machine("trixie");
+    let name = "no-linger";
+    forget(&machine, name);
+    let linger = format!("/var/lib/systemd/linger/{}", rig.user);
+    machine.root(&["rm", "-f", &linger]).expect_code(0);
+    let project = machine.scratch_dir("no-linger");
+    let installed = machine.podlab_in(
+        &project,
+        &[
+            "quadlet",
+            "install",
+            "--name",
+            name,
+            "--image",
+            &rig.image,
+            "--gpus",
+            "none",
+            "--",
+            "sh",
+            "-c",
+            WAIT_FOR_TERM,
+        ],
+    );
+    machine.root(&["touch", &linger]).expect_code(0);
+    installed.expect_code(0);
+    assert!(
+        installed.stderr.contains("lingering is off")
+            && installed.stderr.contains("loginctl enable-linger"),
+        "{}",
+        installed.stderr
+    );
+    machine
+        .podlab_in(&project, &["quadlet", "rm", name])
+        .expect_code(0);
+    assert_gone(&machine, name);
+}
