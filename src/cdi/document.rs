@@ -5,7 +5,7 @@
 //! never replaces a spec someone edited by hand. YAML comments are invisible to Podman; JSON
 //! has no comments, so JSON specs carry no header (and podlab never overwrites one).
 //!
-//! The YAML is [`crate::yaml`]'s, byte for byte. Specs of the shape the generator makes are
+//! The YAML is [`crate::host::yaml`]'s, byte for byte. Specs of the shape the generator makes are
 //! written by `BlockWriter` directly, since the general serializer is most of what
 //! `cdi generate` itself spends; any other shape goes to the serializer.
 
@@ -85,14 +85,14 @@ pub fn render(spec: &Spec, format: Format, provenance: Option<&Provenance>) -> R
     }
 }
 
-/// The YAML text of `spec`, as [`crate::yaml::to_string`] writes it.
+/// The YAML text of `spec`, as [`crate::host::yaml::to_string`] writes it.
 fn spec_yaml(spec: &Spec) -> Result<String> {
     let mut writer = BlockWriter {
         out: String::with_capacity(16 * 1024),
     };
     match writer.spec(spec) {
         Some(()) => Ok(writer.out),
-        None => crate::yaml::to_string(spec),
+        None => crate::host::yaml::to_string(spec),
     }
 }
 
@@ -271,7 +271,7 @@ impl BlockWriter {
         if plainly_safe(value) {
             self.out.push_str(value);
         } else {
-            let text = crate::yaml::to_string(&value).ok()?;
+            let text = crate::host::yaml::to_string(&value).ok()?;
             let token = text
                 .strip_suffix('\n')
                 .filter(|token| !token.contains('\n'))?;
@@ -532,7 +532,7 @@ mod tests {
         let mut written_directly = 0;
         for (number, text) in (-3..).zip(AWKWARD) {
             let spec = spec_with(text, number);
-            let expected = crate::yaml::to_string(&spec).unwrap();
+            let expected = crate::host::yaml::to_string(&spec).unwrap();
             assert_eq!(spec_yaml(&spec).unwrap(), expected, "{text:?}");
             let mut writer = BlockWriter { out: String::new() };
             if writer.spec(&spec).is_some() {
@@ -578,11 +578,11 @@ mod tests {
             assert!(writer.spec(&spec).is_none());
             assert_eq!(
                 spec_yaml(&spec).unwrap(),
-                crate::yaml::to_string(&spec).unwrap()
+                crate::host::yaml::to_string(&spec).unwrap()
             );
         }
         let mut writer = BlockWriter { out: String::new() };
         assert!(writer.spec(&base).is_some());
-        assert_eq!(writer.out, crate::yaml::to_string(&base).unwrap());
+        assert_eq!(writer.out, crate::host::yaml::to_string(&base).unwrap());
     }
 }

@@ -3,7 +3,7 @@
 //! Podman reads every `*.yaml` / `*.json` in its CDI directories, and two files defining the
 //! same device make that device unresolvable; so podlab writes one file per directory and
 //! kind, refuses to add a second, never replaces a file it did not write or that was edited
-//! since (without `--force`), and writes through [`crate::atomic`] under a directory lock.
+//! since (without `--force`), and writes through [`crate::host::atomic`] under a directory lock.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::document::{Header, read_header};
-use crate::atomic;
 use crate::capabilities::{Capabilities, Feature};
+use crate::host::atomic;
 use crate::{Error, Result};
 
 /// podlab's spec file name in a CDI directory.
@@ -67,7 +67,7 @@ pub enum Written {
 
 /// The user's CDI directory: `$XDG_CONFIG_HOME/cdi`, else `~/.config/cdi`.
 pub fn user_dir() -> Result<PathBuf> {
-    let config = crate::xdg::config_home()?;
+    let config = crate::host::xdg::config_home()?;
     Ok(config.join("cdi"))
 }
 

@@ -1,17 +1,15 @@
 //! `podlab build [--file F] [--context DIR] [--build-arg K=V]... [--tag T] [session flags]`:
-//! builds the session's image from `[build]` in podlab.toml (the flags override its fields)
-//! through the API. Build output streams to stderr as it comes; the image id goes to stdout.
+//! builds the session's image through the API (see [`crate::ops::build`]). Build output
+//! streams to stderr as it comes; the image id goes to stdout.
 
-use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::print_result;
 use super::session_args::{SessionArgs, current_dir};
-use crate::engine::{self, BuildRequest, ConnectOptions, Engine};
+use crate::Result;
+use crate::engine::{self, ConnectOptions};
+use crate::ops::build::{self, Build, Flags};
 use crate::session::values::{self, Invalid};
-use crate::session::{ImageSource, ProjectFile, project_name};
-use crate::{Error, Result};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,105 +42,23 @@ fn parse_build_arg(text: &str) -> Result<(String, Option<String>), Invalid> {
     Ok((values::env_name(name)?.to_owned(), value))
 }
 
-/// What to build, resolved from the flags, podlab.toml and the defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Build {
-    containerfile: PathBuf,
-    context: PathBuf,
-    args: BTreeMap<String, String>,
-    tag: String,
-}
-
 pub async fn run(args: Args, connect: &ConnectOptions) -> Result<u8> {
     let cwd = current_dir()?;
     let build = resolve(&args, &cwd, &|name| std::env::var(name).ok())?;
     let connected = engine::connect(connect).await?;
-    tracing::info!(
-        containerfile = %build.containerfile.display(),
-        context = %build.context.display(),
-        tag = %build.tag,
-        "building"
-    );
-    let request = BuildRequest {
-        containerfile: &build.containerfile,
-        context: &build.context,
-        args: &build.args,
-        tag: &build.tag,
-        no_cache: args.no_cache,
-    };
-    let mut stderr = std::io::stderr();
-    let mut output = |text: &str| {
-        let _ = stderr.write_all(text.as_bytes());
-        let _ = stderr.flush();
-    };
-    let id = connected.engine.build_image(&request, &mut output).await?;
+    let id = build::build(&connected.engine, &build, args.no_cache).await?;
     print_result(&format!("{id}\n"))?;
     Ok(0)
 }
 
 fn resolve(args: &Args, cwd: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Build> {
-    let session = match args.session.resolve(cwd, Vec::new()) {
-        Ok(session) => Some(session),
-        // Without a podlab.toml, --file alone describes the build.
-        Err(_) if args.file.is_some() && ProjectFile::find(cwd).is_none() => None,
-        Err(err) => return Err(err),
+    let flags = Flags {
+        file: args.file.clone(),
+        context: args.context.clone(),
+        arg: args.arg.clone(),
+        tag: args.tag.clone(),
     };
-    let project = session
-        .as_ref()
-        .map_or_else(|| project_name(cwd), |session| session.project.clone());
-    let configured = match session.map(|session| session.image) {
-        Some(ImageSource::Build {
-            containerfile,
-            context,
-            args,
-            tag,
-        }) => Some((containerfile, context, args, tag)),
-        Some(ImageSource::Name(name)) if args.file.is_none() => {
-            return Err(Error::user(format!(
-                "this session runs the image {name}: there is nothing to build"
-            ))
-            .hint("add a [build] table to podlab.toml (podlab init writes one), or pass --file Containerfile"));
-        }
-        _ => None,
-    };
-    let (containerfile, context, mut build_args, tag) = match configured {
-        Some((containerfile, context, build_args, tag)) => (
-            args.file
-                .as_ref()
-                .map_or(containerfile, |file| cwd.join(file)),
-            args.context
-                .as_ref()
-                .map_or(context, |context| cwd.join(context)),
-            build_args,
-            args.tag.clone().unwrap_or(tag),
-        ),
-        None => (
-            cwd.join(args.file.clone().unwrap_or_else(|| "Containerfile".into())),
-            cwd.join(args.context.clone().unwrap_or_default()),
-            BTreeMap::new(),
-            args.tag
-                .clone()
-                .unwrap_or_else(|| format!("localhost/{project}:latest")),
-        ),
-    };
-    for (name, value) in &args.arg {
-        let value = match value {
-            Some(value) => value.clone(),
-            None => lookup(name).ok_or_else(|| {
-                Error::user(format!(
-                    "--build-arg {name}: {name} is not set in this environment"
-                ))
-                .hint(format!("set it, or pass --build-arg {name}=VALUE"))
-            })?,
-        };
-        build_args.insert(name.clone(), value);
-    }
-    Ok(Build {
-        containerfile,
-        context,
-        args: build_args,
-        tag,
-    })
+    build::resolve(&flags, args.session.resolve(cwd, Vec::new()), cwd, lookup)
 }
 
 #[cfg(test)]

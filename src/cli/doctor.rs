@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use super::{print_result, to_json};
 use crate::Result;
-use crate::doctor::{Check, HostRoot, Status, checks, gather};
 use crate::engine::ConnectOptions;
+use crate::ops::doctor::{Check, HostRoot, Status, checks, gather};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -3,8 +3,9 @@
 //! command gets a TTY and our terminal, for a second shell in a running session.
 
 use crate::engine::{self, ConnectOptions};
+use crate::host::terminal;
+use crate::ops::{containers, interactive};
 use crate::{Error, Result};
-use crate::{containers, interactive, terminal};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

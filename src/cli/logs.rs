@@ -2,8 +2,8 @@
 //! stderr; with `-f`, followed until the session exits.
 
 use crate::Result;
-use crate::containers;
 use crate::engine::{self, ConnectOptions};
+use crate::ops::containers;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -1,7 +1,10 @@
 //! The command line: parse flags, set up logging, run one subcommand, map the outcome to an
 //! exit code (0 ok, 1 user or validation error, 2 environment or internal error, 130
-//! interrupted). Each subcommand lives in its own file and only formats what the library
-//! computes; results go to stdout, logs and progress to stderr.
+//! interrupted). Each subcommand lives in its own file: its flags, the session they resolve
+//! (flags shared by every session command are in [`session_args`]), one call into
+//! [`crate::ops`], and the printing of what it returns; results go to stdout, logs and
+//! progress to stderr. No subcommand's module uses another's: what two commands share lives
+//! in the library.
 
 mod build;
 mod cdi;
@@ -209,27 +212,6 @@ fn init_logging(global: &GlobalArgs) {
         // A log line after the terminal hung up must not panic podlab mid-cleanup.
         .log_internal_errors(false)
         .init();
-}
-
-/// After the socket died under a running session, reaches Podman again (a restarted socket, or
-/// podlab's own service) and removes the container, so none is left behind; then returns `err`.
-async fn remove_after_lost_socket(err: Error, connect: &ConnectOptions, name: &str) -> Error {
-    if !err.message().starts_with("lost the") {
-        return err;
-    }
-    if let Ok(connected) = crate::engine::connect(connect).await {
-        use crate::engine::Engine as _;
-        match connected.engine.stop_and_remove(name, 0).await {
-            Ok(()) => tracing::warn!(
-                "removed {name} through {}",
-                connected.connection.socket.display()
-            ),
-            Err(cleanup) => tracing::warn!("could not remove {name}: {}", cleanup.message()),
-        }
-    } else {
-        tracing::warn!("{name} may still exist: remove it with podman rm -f {name}");
-    }
-    err
 }
 
 /// Writes a command's result to stdout. A closed pipe (`podlab doctor | head -1`) is not an error.

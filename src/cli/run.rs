@@ -6,7 +6,7 @@ use super::print_result;
 use super::session_args::{SessionArgs, current_dir};
 use crate::Result;
 use crate::engine::{self, ConnectOptions};
-use crate::runner::{self, Mode};
+use crate::ops::run::{self as runner, Mode};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -41,6 +41,6 @@ pub async fn run(args: Args, connect: &ConnectOptions) -> Result<u8> {
     }
     match runner::run_attached(&connected.engine, &session, &plan).await {
         Ok(code) => Ok(u8::try_from(code & 0xff).unwrap_or(1)),
-        Err(err) => Err(super::remove_after_lost_socket(err, connect, &plan.name).await),
+        Err(err) => Err(runner::remove_after_lost_socket(err, connect, &plan.name).await),
     }
 }

@@ -15,6 +15,8 @@ use crate::session::{
 };
 use crate::{Error, Result};
 
+pub use crate::host::current_dir;
+
 /// Session flags; each overrides podlab.toml (and its preset), which overrides the defaults.
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Session")]
@@ -129,7 +131,7 @@ impl SessionArgs {
         cwd: &Path,
         command: Vec<String>,
     ) -> Result<Session> {
-        let base = session::inspected::inspect_session(engine, container, cwd).await?;
+        let base = crate::ops::containers::inspect_session(engine, container, cwd).await?;
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let flags = self.settings(command, &|name| std::env::var(name).ok())?;
         session::inspected::overlay(base, flags, self.name.clone(), cwd, home.as_deref())
@@ -210,14 +212,6 @@ impl SessionArgs {
             command: Some(command).filter(|command| !command.is_empty()),
         })
     }
-}
-
-/// The current directory, where the project is looked for.
-pub fn current_dir() -> Result<PathBuf> {
-    std::env::current_dir().map_err(|err| {
-        Error::env(format!("cannot read the current directory: {err}"))
-            .hint("cd into an existing directory")
-    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `podlab shell [session flags] [--keep] [NAME] [-- CMD...]`: the main job, an interactive
 //! shell in a new container of the session, on our terminal through the API (see
-//! [`crate::interactive`]). The container lives as long as the shell unless `--keep`, and the
+//! [`crate::ops::interactive`]). The container lives as long as the shell unless `--keep`, and the
 //! shell's exit status becomes ours.
 //!
 //! A shell needs a terminal: without one (a pipe, a CI job) this fails at once and points to
@@ -10,10 +10,11 @@ use std::path::Path;
 
 use super::session_args::{SessionArgs, current_dir};
 use crate::engine::{self, ConnectOptions};
-use crate::interactive;
-use crate::runner::{self, Mode};
+use crate::host::terminal;
+use crate::ops::interactive;
+use crate::ops::run::{self as runner, Mode};
 use crate::session::{Session, values};
-use crate::{Error, Result, terminal};
+use crate::{Error, Result};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -48,7 +49,7 @@ pub async fn run(mut args: Args, connect: &ConnectOptions) -> Result<u8> {
         .await?;
     let code = match interactive::run_interactive(&connected.engine, &session, &plan).await {
         Ok(code) => code,
-        Err(err) => return Err(super::remove_after_lost_socket(err, connect, &plan.name).await),
+        Err(err) => return Err(runner::remove_after_lost_socket(err, connect, &plan.name).await),
     };
     Ok(u8::try_from(code & 0xff).unwrap_or(1))
 }

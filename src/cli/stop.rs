@@ -3,8 +3,8 @@
 
 use super::print_result;
 use crate::Result;
-use crate::containers;
 use crate::engine::{self, ConnectOptions, Engine};
+use crate::ops::containers;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

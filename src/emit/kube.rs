@@ -10,7 +10,7 @@
 //!
 //! Like the other emitters this one only serializes. The CLI resolves the session and plans
 //! it on this host (image user, GPUs, names) into a [`KubePlan`]; [`generate`] turns both into
-//! `k8s-openapi` objects and YAML through [`crate::yaml`], which quotes ambiguous scalars
+//! `k8s-openapi` objects and YAML through [`crate::host::yaml`], which quotes ambiguous scalars
 //! (`kube play` was seen turning a bare `2024-01-01` into a timestamp). Output is
 //! deterministic, so the reference files in `quadlets/` double as golden files.
 //!
@@ -155,11 +155,11 @@ enum Object {
 impl Object {
     fn yaml(&self) -> Result<String> {
         match self {
-            Self::Claim(object) => crate::yaml::to_string(object),
-            Self::Pod(object) => crate::yaml::to_string(object),
-            Self::Job(object) => crate::yaml::to_string(object),
-            Self::Deployment(object) => crate::yaml::to_string(object),
-            Self::Service(object) => crate::yaml::to_string(object),
+            Self::Claim(object) => crate::host::yaml::to_string(object),
+            Self::Pod(object) => crate::host::yaml::to_string(object),
+            Self::Job(object) => crate::host::yaml::to_string(object),
+            Self::Deployment(object) => crate::host::yaml::to_string(object),
+            Self::Service(object) => crate::host::yaml::to_string(object),
         }
     }
 

@@ -54,7 +54,7 @@ pub struct Started {
 /// Returns the private service's socket, reusing a live service or starting one.
 pub async fn ensure_service(paths: &ServicePaths) -> Result<Started> {
     create_private_dir(&paths.dir)?;
-    let _lock = crate::atomic::lock(&paths.lock, START_TIMEOUT).await?;
+    let _lock = crate::host::atomic::lock(&paths.lock, START_TIMEOUT).await?;
     if let Probe::Alive { api_version } = ping(&paths.socket).await? {
         tracing::debug!(socket = %paths.socket.display(), "reusing podlab's private podman service");
         return Ok(Started {
@@ -104,7 +104,7 @@ pub async fn ensure_service(paths: &ServicePaths) -> Result<Started> {
         .hint("check that podman runs: podman info")
     })?;
     let pid = child.id();
-    crate::atomic::write_file(&paths.pid, format!("{pid}\n").as_bytes(), 0o644)?;
+    crate::host::atomic::write_file(&paths.pid, format!("{pid}\n").as_bytes(), 0o644)?;
 
     let deadline = Instant::now() + START_TIMEOUT;
     loop {

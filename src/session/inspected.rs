@@ -1,6 +1,9 @@
 //! A [`Session`] rebuilt from a container's inspect data, for `podlab kube generate SESSION`,
 //! `kube play SESSION` and `quadlet generate SESSION` (`quadlet from CONTAINER`).
 //!
+//! The model takes the inspect documents handed to it: the engine fetches them, in
+//! [`crate::ops::containers::inspect_session`].
+//!
 //! It reads what the container is, never its recorded command line: containers created
 //! through the API (podlab's own among them) have no `CreateCommand`, and a `podman run` line
 //! does not say what the image or Podman added. What would come back on its own is then
@@ -31,7 +34,6 @@ use super::{
     check_roots, project_name,
 };
 use crate::emit::podman::labels;
-use crate::engine::{Engine, Inspectable};
 use crate::gpu::DriverRoots;
 use crate::session::{ByteSize, GpuRequest, Port, Protocol, UserMapping};
 use crate::{Error, Result};
@@ -89,7 +91,7 @@ struct Config {
 }
 
 /// `Config.Entrypoint`: one string, the words joined by spaces, in the v4 answers podlab asks
-/// for (see [`crate::engine::http::PREFIX`]); a list in v5 answers and in image inspect.
+/// for (the engine's `PREFIX`); a list in v5 answers and in image inspect.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum Words {
@@ -164,34 +166,6 @@ struct ImageConfig {
     env: Option<Vec<String>>,
     cmd: Option<Vec<String>>,
     entrypoint: Option<Words>,
-}
-
-/// The session of the container `name` (by name or id), with what it could not carry
-/// reported on stderr. A container that does not exist is a user error.
-pub async fn inspect_session<E: Engine>(engine: &E, name: &str, cwd: &Path) -> Result<Session> {
-    let Some(container) = engine.inspect_json(Inspectable::Container, name).await? else {
-        return Err(Error::user(format!("no session or container named {name}")).hint(
-            "podlab ps lists podlab's sessions (podman ps -a every container); or describe the session with flags instead of a name",
-        ));
-    };
-    let image_id = container
-        .get("Image")
-        .and_then(Value::as_str)
-        .filter(|id| !id.is_empty());
-    let image = match image_id {
-        Some(id) => engine.inspect_json(Inspectable::Image, id).await?,
-        None => None,
-    };
-    if image.is_none() {
-        tracing::warn!(
-            "the image of {name} is not in the local store: its environment and command are kept whole, including what the image sets"
-        );
-    }
-    let inspected = from_inspect(&container, image.as_ref(), HostIds::current(), cwd)?;
-    for skipped in &inspected.skipped {
-        tracing::warn!("{name}: not carried over: {skipped}");
-    }
-    Ok(inspected.session)
 }
 
 /// The session a container's inspect document describes, given its image's (when known) and
@@ -562,7 +536,6 @@ mod tests {
     //! and CDI GPUs as the test user (uid 1001), one created through the API, and one by
     //! `podman run --device`.
     use super::*;
-    use crate::engine::fake::FakeEngine;
 
     const INLINE: &str = include_str!("../../tests/fixtures/inspect/podlab-run-inline-gpus.json");
     const CDI: &str = include_str!("../../tests/fixtures/inspect/podlab-run-cdi-gpus.json");
@@ -827,35 +800,6 @@ mod tests {
             err.message()
                 .starts_with("session insp-inline: mount source "),
             "{err}"
-        );
-    }
-
-    #[tokio::test]
-    async fn an_unknown_container_is_a_user_error_naming_it() {
-        let err = inspect_session(&FakeEngine::default(), "nope", Path::new("/"))
-            .await
-            .unwrap_err();
-        assert_eq!(err.message(), "no session or container named nope");
-        assert!(err.hint_text().unwrap().contains("podlab ps"), "{err}");
-        assert_eq!(err.exit_code(), 1);
-
-        let engine = FakeEngine {
-            inspect_documents: BTreeMap::from([
-                ("containers/insp-api".to_owned(), json(API)),
-                (
-                    format!("images/{}", json(API)["Image"].as_str().unwrap()),
-                    json(ENV_IMAGE),
-                ),
-            ]),
-            ..FakeEngine::default()
-        };
-        let session = inspect_session(&engine, "insp-api", Path::new("/"))
-            .await
-            .unwrap();
-        assert_eq!(
-            env(&session),
-            ["IMGVAR=changed", "USERVAR=y"],
-            "the image was read"
         );
     }
 }

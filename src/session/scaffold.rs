@@ -57,14 +57,14 @@ pub fn write(dir: &Path, base_image: Option<&str>) -> Result<Vec<Outcome>> {
     }
     let mut outcomes = Vec::new();
     for (path, text) in files {
-        crate::atomic::write_file(&path, text.as_bytes(), 0o644)?;
+        crate::host::atomic::write_file(&path, text.as_bytes(), 0o644)?;
         outcomes.push(Outcome::Written(path));
     }
     let requirements = dir.join("requirements.txt");
     if requirements.symlink_metadata().is_ok() {
         outcomes.push(Outcome::Kept(requirements));
     } else {
-        crate::atomic::write_file(&requirements, REQUIREMENTS.as_bytes(), 0o644)?;
+        crate::host::atomic::write_file(&requirements, REQUIREMENTS.as_bytes(), 0o644)?;
         outcomes.push(Outcome::Written(requirements));
     }
     Ok(outcomes)

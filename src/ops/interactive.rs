@@ -28,9 +28,9 @@ use tokio::sync::mpsc;
 
 use crate::emit::podman::create_body;
 use crate::engine::{Engine, Stdio};
+use crate::host::terminal::{self, RawMode, Size};
 use crate::plan::ContainerPlan;
 use crate::session::Session;
-use crate::terminal::{self, RawMode, Size};
 use crate::{Error, Result};
 
 /// What `podlab shell` runs when no command is given: the image's `$SHELL`, else bash, else

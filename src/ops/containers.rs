@@ -1,15 +1,20 @@
 //! podlab's sessions once they exist: finding one by name (and refusing containers podlab did
 //! not create), listing them for `podlab ps`, copying their logs, and running commands in
-//! them. A podlab session is a container carrying the `io.podlab.project` label; the image
-//! probes that podlab creates and removes while planning (`io.podlab.kind=probe`) are not
-//! sessions.
+//! them; and the session any container describes, from the inspect data fetched here and
+//! handed to [`crate::session::inspected`]. A podlab session is a container carrying the
+//! `io.podlab.project` label; the image probes that podlab creates and removes while planning
+//! (`io.podlab.kind=probe`) are not sessions.
+
+use std::path::Path;
 
 use serde::Serialize;
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::emit::podman::labels;
 use crate::engine::frames::demultiplex;
-use crate::engine::{ContainerFacts, ContainerSummary, Engine};
+use crate::engine::{ContainerFacts, ContainerSummary, Engine, Inspectable};
+use crate::session::{Session, inspected};
 use crate::{Error, Result};
 
 /// The kind of the short-lived containers that read files from images.
@@ -286,12 +291,60 @@ pub fn now() -> i64 {
         })
 }
 
+/// The session of the container `name` (by name or id), with what it could not carry
+/// reported on stderr. A container that does not exist is a user error.
+pub async fn inspect_session<E: Engine>(engine: &E, name: &str, cwd: &Path) -> Result<Session> {
+    let Some(container) = engine.inspect_json(Inspectable::Container, name).await? else {
+        return Err(Error::user(format!("no session or container named {name}")).hint(
+            "podlab ps lists podlab's sessions (podman ps -a every container); or describe the session with flags instead of a name",
+        ));
+    };
+    let image_id = container
+        .get("Image")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty());
+    let image = match image_id {
+        Some(id) => engine.inspect_json(Inspectable::Image, id).await?,
+        None => None,
+    };
+    if image.is_none() {
+        tracing::warn!(
+            "the image of {name} is not in the local store: its environment and command are kept whole, including what the image sets"
+        );
+    }
+    let inspected = inspected::from_inspect(
+        &container,
+        image.as_ref(),
+        inspected::HostIds::current(),
+        cwd,
+    )?;
+    for skipped in &inspected.skipped {
+        tracing::warn!("{name}: not carried over: {skipped}");
+    }
+    Ok(inspected.session)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
     use crate::engine::fake::FakeEngine;
+
+    const API: &str = include_str!("../../tests/fixtures/inspect/api-created.json");
+    const ENV_IMAGE: &str = include_str!("../../tests/fixtures/inspect/image-env.json");
+
+    fn json(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn env(session: &Session) -> Vec<String> {
+        session
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    }
 
     fn facts(name: &str, project: Option<&str>, kind: &str, running: bool) -> ContainerFacts {
         let mut labels = BTreeMap::new();
@@ -439,5 +492,34 @@ mod tests {
         assert!(looks_framed(&[1, 0, 0, 0, 0, 0, 0, 6]));
         assert!(!looks_framed(b"hello, w"));
         assert!(!looks_framed(b"hi"));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_container_is_a_user_error_naming_it() {
+        let err = inspect_session(&FakeEngine::default(), "nope", Path::new("/"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.message(), "no session or container named nope");
+        assert!(err.hint_text().unwrap().contains("podlab ps"), "{err}");
+        assert_eq!(err.exit_code(), 1);
+
+        let engine = FakeEngine {
+            inspect_documents: BTreeMap::from([
+                ("containers/insp-api".to_owned(), json(API)),
+                (
+                    format!("images/{}", json(API)["Image"].as_str().unwrap()),
+                    json(ENV_IMAGE),
+                ),
+            ]),
+            ..FakeEngine::default()
+        };
+        let session = inspect_session(&engine, "insp-api", Path::new("/"))
+            .await
+            .unwrap();
+        assert_eq!(
+            env(&session),
+            ["IMGVAR=changed", "USERVAR=y"],
+            "the image was read"
+        );
     }
 }

@@ -13,10 +13,10 @@ use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::atomic;
 use crate::capabilities::{Capabilities, Feature, UnitType};
 use crate::cdi::store;
 use crate::emit::quadlet::unit::{Origin, origin};
+use crate::host::atomic;
 use crate::plan::{self, ContainerPlan, GpuMode, GpuPlan, Mode, UserNs};
 use crate::session::{Port, Protocol, Session, UserMapping};
 use crate::{Error, Result};
@@ -27,7 +27,7 @@ pub const SUBDIR: &str = "podlab";
 /// `$XDG_CONFIG_HOME/containers/systemd/podlab` (`~/.config/...` by default), where quadlet
 /// looks for a user's units (it searches subdirectories).
 pub fn unit_dir() -> Result<PathBuf> {
-    let config = crate::xdg::config_home()?;
+    let config = crate::host::xdg::config_home()?;
     Ok(config.join("containers/systemd").join(SUBDIR))
 }
 

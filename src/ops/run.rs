@@ -7,8 +7,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::capabilities::Capabilities;
 use crate::emit::podman::create_body;
-use crate::engine::Engine;
 use crate::engine::frames::demultiplex;
+use crate::engine::{ConnectOptions, Engine};
 pub use crate::plan::Mode;
 use crate::plan::{self, ContainerPlan, UserNs};
 use crate::session::{ImageSource, Session};
@@ -115,6 +115,27 @@ pub async fn run_attached<E: Engine>(
         let _ = engine.stop_and_remove(&id, 0).await;
     }
     outcome
+}
+
+/// After the socket died under a running session, reaches Podman again (a restarted socket, or
+/// podlab's own service) and removes the container, so none is left behind; then returns `err`.
+pub async fn remove_after_lost_socket(err: Error, connect: &ConnectOptions, name: &str) -> Error {
+    if !err.message().starts_with("lost the") {
+        return err;
+    }
+    if let Ok(connected) = crate::engine::connect(connect).await {
+        use crate::engine::Engine as _;
+        match connected.engine.stop_and_remove(name, 0).await {
+            Ok(()) => tracing::warn!(
+                "removed {name} through {}",
+                connected.connection.socket.display()
+            ),
+            Err(cleanup) => tracing::warn!("could not remove {name}: {}", cleanup.message()),
+        }
+    } else {
+        tracing::warn!("{name} may still exist: remove it with podman rm -f {name}");
+    }
+    err
 }
 
 #[cfg(test)]

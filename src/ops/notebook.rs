@@ -1,0 +1,766 @@
+//! JupyterLab as a systemd user service (`podlab notebook`), built on the quadlet units of
+//! [`crate::ops::quadlet`].
+//!
+//! [`install`] writes the session's `.container` unit (see [`crate::emit::quadlet::notebook`])
+//! into podlab's unit directory, with a fresh token kept in a Podman secret made through the
+//! API: the token is never in the unit, a label, a command line or a log, and `url` reads it
+//! back from the secret. A name is taken when its unit, its secret or a container of that name
+//! exists; a refused install changes nothing, and a unit that cannot be written takes its new
+//! secret with it. `start`, `stop` and `logs` go through `systemctl --user` where a systemd
+//! user instance runs; elsewhere `stop` and `logs` act on the container through the API, and
+//! `start` says what to run.
+
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use tokio::io::AsyncWrite;
+
+use crate::emit::podman::labels;
+use crate::emit::quadlet::container::check_unit_name;
+use crate::emit::quadlet::notebook::{
+    CONTAINER_PORT, DEFAULT_COMMAND, KIND, Notebook, notebook_unit, secret_name,
+};
+use crate::emit::quadlet::unit::{Origin, origin};
+use crate::engine::{self, ConnectOptions, ContainerFacts, Engine};
+use crate::ops::containers;
+use crate::ops::quadlet::{image_user, target};
+use crate::ops::units;
+use crate::session::{Port, ProjectFile, Protocol, Session, UserMapping};
+use crate::{Error, Result};
+
+/// The notebook's name when `--name` is not given.
+const DEFAULT_NAME: &str = "notebook";
+/// The `podlab.toml` preset a notebook uses unless `--preset` names another.
+pub const PRESET: &str = "notebook";
+/// Bytes of randomness in a token (written as twice as many hex digits).
+const TOKEN_BYTES: usize = 32;
+
+/// How to install a notebook, beyond its session (the `notebook install` flags).
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    /// Host port on 127.0.0.1 that JupyterLab is published on.
+    pub port: u16,
+    /// Shell command in the container that exits 0 while the server answers.
+    pub health_cmd: String,
+    /// Let `podman auto-update` pull a newer image and restart the notebook.
+    pub auto_update: bool,
+}
+
+/// A notebook just installed: its name and unit file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Install {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// Installs `session` as a notebook: its unit in podlab's unit directory and its token in a
+/// Podman secret. Nothing is started (see [`start_installed`]); a refused install changes
+/// nothing.
+pub async fn install(
+    session: Session,
+    options: &InstallOptions,
+    connect: &ConnectOptions,
+) -> Result<Install> {
+    let session = notebook_session(session, options.port)?;
+    let name = session
+        .name
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NAME.to_owned());
+    check_unit_name(&name)?;
+    let dir = units::unit_dir()?;
+    check_unit_free(&dir, &name)?;
+    let caps = target("auto")?;
+    let connected = engine::connect(connect).await?;
+    check_name_free(&connected.engine, &name).await?;
+    units::check_ports(&session.ports)?;
+
+    let image_user = if session.user_map == UserMapping::Auto {
+        image_user(&session, connect).await?
+    } else {
+        None
+    };
+    let planned = units::plan(&session, &caps, &name, image_user.as_ref())?;
+    for notice in &planned.notices {
+        tracing::warn!("{notice}");
+    }
+    let notebook = Notebook {
+        secret: secret_name(&name),
+        health_cmd: options.health_cmd.clone(),
+        auto_update: options.auto_update,
+    };
+    let emitted = notebook_unit(
+        &session,
+        &planned.container,
+        planned.cdi_spec_dir.as_deref(),
+        &caps,
+        &notebook,
+    )?;
+    for notice in &emitted.notices {
+        tracing::warn!("{notice}");
+    }
+    let text = emitted.unit.render(&caps)?;
+    let path = write(
+        &connected.engine,
+        &dir,
+        &notebook.secret,
+        &token()?,
+        (emitted.unit.file_name(), text),
+    )
+    .await?;
+    Ok(Install { name, path })
+}
+
+/// Starts a notebook just installed where a systemd user instance runs; elsewhere says what
+/// to run.
+pub fn start_installed(name: &str) -> Result<()> {
+    let service = format!("{name}.service");
+    if units::systemd_user_instance() {
+        units::systemctl(&["daemon-reload"])?;
+        units::systemctl(&["start", &service])?;
+        tracing::warn!("started {service}; its URL: podlab notebook url {name}");
+    } else {
+        tracing::warn!(
+            "no systemd user instance runs here, so nothing was started; where one runs, run: systemctl --user daemon-reload && systemctl --user start {service}"
+        );
+    }
+    if !units::lingering() {
+        tracing::warn!(
+            "lingering is off: the notebook stops when you log out (enable it with: loginctl enable-linger)"
+        );
+    }
+    Ok(())
+}
+
+/// The session as a notebook: JupyterLab's command unless one is given, and the notebook's
+/// port (`127.0.0.1:PORT:8888`) instead of any other publishing of 8888 (the `notebook`
+/// preset of `podlab init` has one).
+fn notebook_session(mut session: Session, port: u16) -> Result<Session> {
+    if session.command.is_empty() {
+        session.command = DEFAULT_COMMAND.iter().map(|w| (*w).to_owned()).collect();
+    }
+    let published: Port = format!("127.0.0.1:{port}:{CONTAINER_PORT}")
+        .parse()
+        .map_err(|err: crate::session::values::Invalid| {
+            Error::user(format!("--port {port}: {}", err.message))
+        })?;
+    session
+        .ports
+        .retain(|other| other.container_port != CONTAINER_PORT && !other.same_binding(&published));
+    session.ports.push(published);
+    Ok(session)
+}
+
+/// Whether the project's `podlab.toml` has a `notebook` preset.
+pub fn has_preset(cwd: &Path) -> Result<bool> {
+    let Some(path) = ProjectFile::find(cwd) else {
+        return Ok(false);
+    };
+    Ok(ProjectFile::load(&path, cwd)?.presets.contains_key(PRESET))
+}
+
+fn taken(name: &str, what: &str) -> Error {
+    Error::user(format!("the notebook name {name} is taken: {what}")).hint(format!(
+        "pick another --name, or remove the old notebook first: podlab notebook rm {name}"
+    ))
+}
+
+/// Fails when a unit file of that name is in podlab's unit directory.
+fn check_unit_free(dir: &Path, name: &str) -> Result<()> {
+    let path = dir.join(format!("{name}.container"));
+    if path.exists() {
+        return Err(taken(name, &format!("{} exists", path.display())));
+    }
+    Ok(())
+}
+
+/// Fails when the notebook's secret, or a container of that name, exists.
+async fn check_name_free<E: Engine>(engine: &E, name: &str) -> Result<()> {
+    let secret = secret_name(name);
+    if engine.secret_data(&secret).await?.is_some() {
+        return Err(taken(name, &format!("the podman secret {secret} exists")));
+    }
+    if engine.inspect_container(name).await?.is_some() {
+        return Err(taken(name, &format!("a container named {name} exists")));
+    }
+    Ok(())
+}
+
+/// Creates the token secret, then writes the unit; a unit that cannot be written takes the
+/// secret with it. The unit's path.
+async fn write<E: Engine>(
+    engine: &E,
+    dir: &Path,
+    secret: &str,
+    token: &str,
+    (file, text): (String, String),
+) -> Result<PathBuf> {
+    engine.create_secret(secret, token.as_bytes()).await?;
+    match units::install(dir, &[(file.clone(), text)], false).await {
+        Ok(_) => Ok(dir.join(file)),
+        Err(err) => {
+            if let Err(cleanup) = engine.remove_secret(secret).await {
+                tracing::warn!(
+                    "could not remove the secret {secret} again ({}): remove it with podman secret rm {secret}",
+                    cleanup.message()
+                );
+            }
+            Err(err)
+        }
+    }
+}
+
+/// A fresh token: [`TOKEN_BYTES`] from the kernel's random source, in hex.
+fn token() -> Result<String> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .map_err(|err| Error::env(format!("cannot read /dev/urandom for a token: {err}")))?;
+    Ok(bytes.iter().fold(String::new(), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    }))
+}
+
+/// An installed notebook: its name and unit file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Installed {
+    name: String,
+    unit: PathBuf,
+    text: String,
+}
+
+/// Whether `text` is a notebook unit podlab wrote.
+fn is_notebook(text: &str) -> bool {
+    origin(text) != Origin::Foreign
+        && text
+            .lines()
+            .any(|line| line == format!("Label={}={KIND}", labels::KIND))
+}
+
+/// The names of the notebooks installed in `dir`, sorted.
+fn notebooks(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(std::result::Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "container"))
+        .filter(|path| std::fs::read_to_string(path).is_ok_and(|text| is_notebook(&text)))
+        .filter_map(|path| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The notebook `name` names, or the only one installed.
+fn notebook_name(dir: &Path, name: Option<&str>) -> Result<String> {
+    if let Some(name) = name {
+        return Ok(name.to_owned());
+    }
+    let mut all = notebooks(dir);
+    match all.len() {
+        1 => Ok(all.remove(0)),
+        0 => Err(
+            Error::user(format!("no notebook is installed in {}", dir.display()))
+                .hint("install one: podlab notebook install --image IMAGE"),
+        ),
+        _ => Err(Error::user("several notebooks are installed: name one")
+            .hint(format!("podlab's notebooks: {}", all.join(", ")))),
+    }
+}
+
+/// The installed notebook `name`.
+fn installed(dir: &Path, name: &str) -> Result<Installed> {
+    let unit = dir.join(format!("{name}.container"));
+    let missing = || {
+        let known = notebooks(dir);
+        Error::user(format!("no notebook {name} in {}", dir.display())).hint(if known.is_empty() {
+            "install one: podlab notebook install --name NAME --image IMAGE".to_owned()
+        } else {
+            format!("podlab's notebooks: {}", known.join(", "))
+        })
+    };
+    let text = match std::fs::read_to_string(&unit) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+        Err(err) => {
+            return Err(Error::env(format!("cannot read {}: {err}", unit.display())));
+        }
+    };
+    if !is_notebook(&text) {
+        return Err(Error::user(format!(
+            "{} is not a notebook podlab installed",
+            unit.display()
+        ))
+        .hint("podlab quadlet rm NAME removes other units podlab wrote"));
+    }
+    Ok(Installed {
+        name: name.to_owned(),
+        unit,
+        text,
+    })
+}
+
+impl Installed {
+    /// The host side of the notebook's port, from the unit's `PublishPort=` lines.
+    fn port(&self) -> Result<Port> {
+        self.text
+            .lines()
+            .filter_map(|line| line.strip_prefix("PublishPort="))
+            .filter_map(|value| value.parse::<Port>().ok())
+            .find(|port| port.container_port == CONTAINER_PORT && port.protocol == Protocol::Tcp)
+            .ok_or_else(|| {
+                Error::user(format!(
+                    "{} publishes no port for {CONTAINER_PORT}",
+                    self.unit.display()
+                ))
+                .hint(format!(
+                    "install it again: podlab notebook rm {0} && podlab notebook install --name {0} ...",
+                    self.name
+                ))
+            })
+    }
+
+    /// `http://127.0.0.1:PORT/lab`.
+    fn base_url(&self) -> Result<String> {
+        let port = self.port()?;
+        let host = match port.host_ip {
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        Ok(format!("http://{host}:{}/lab", port.host_port))
+    }
+}
+
+/// The URL with the token, read from the notebook's secret.
+async fn token_url<E: Engine>(engine: &E, notebook: &Installed) -> Result<String> {
+    let secret = secret_name(&notebook.name);
+    let token = engine.secret_data(&secret).await?.ok_or_else(|| {
+        Error::user(format!(
+            "notebook {} has no token: the podman secret {secret} is gone",
+            notebook.name
+        ))
+        .hint(format!(
+            "install it again: podlab notebook rm {0} && podlab notebook install --name {0} ...",
+            notebook.name
+        ))
+    })?;
+    let token = String::from_utf8_lossy(&token);
+    Ok(format!("{}?token={}", notebook.base_url()?, token.trim()))
+}
+
+/// The URL of notebook `name` (or the only one installed), with its token.
+pub async fn url(name: Option<&str>, connect: &ConnectOptions) -> Result<String> {
+    let dir = units::unit_dir()?;
+    let notebook = installed(&dir, &notebook_name(&dir, name)?)?;
+    let connected = engine::connect(connect).await?;
+    token_url(&connected.engine, &notebook).await
+}
+
+/// The notebook's container, when one exists and is a podlab notebook.
+async fn container<E: Engine>(engine: &E, name: &str) -> Result<Option<ContainerFacts>> {
+    Ok(engine
+        .inspect_container(name)
+        .await?
+        .filter(|facts| facts.labels.get(labels::KIND).map(String::as_str) == Some(KIND)))
+}
+
+/// `systemctl --user is-active SERVICE`'s answer.
+fn service_state(service: &str) -> String {
+    std::process::Command::new("systemctl")
+        .args(["--user", "is-active", service])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .ok()
+        .filter(|state| !state.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The lines of `podlab notebook status`.
+async fn status_text<E: Engine>(
+    engine: &E,
+    notebook: &Installed,
+    service: Option<String>,
+) -> Result<String> {
+    let facts = container(engine, &notebook.name).await?;
+    let mut out = String::new();
+    let _ = writeln!(out, "notebook:  {}", notebook.name);
+    let edited = if origin(&notebook.text) == Origin::Edited {
+        " (edited)"
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "unit:      {}{edited}", notebook.unit.display());
+    let _ = writeln!(
+        out,
+        "service:   {}",
+        service.unwrap_or_else(|| "unknown (no systemd user instance runs here)".to_owned())
+    );
+    let (state, health) = match &facts {
+        Some(facts) => (
+            facts.state.clone(),
+            facts.health.clone().unwrap_or_else(|| "none".to_owned()),
+        ),
+        None => ("none".to_owned(), "none".to_owned()),
+    };
+    let _ = writeln!(out, "container: {state}");
+    let _ = writeln!(out, "health:    {health}");
+    let _ = writeln!(out, "url:       {}", notebook.base_url()?);
+    Ok(out)
+}
+
+/// The lines of `podlab notebook status` for notebook `name` (or the only one installed).
+pub async fn status(name: Option<&str>, connect: &ConnectOptions) -> Result<String> {
+    let dir = units::unit_dir()?;
+    let notebook = installed(&dir, &notebook_name(&dir, name)?)?;
+    let service = units::systemd_user_instance()
+        .then(|| service_state(&format!("{}.service", notebook.name)));
+    let connected = engine::connect(connect).await?;
+    status_text(&connected.engine, &notebook, service).await
+}
+
+/// Copies the output of notebook `name` (or the only one installed): its stdout to
+/// `stdout`, its stderr to `stderr`; with `follow`, until it stops.
+pub async fn logs<O, W>(
+    name: Option<&str>,
+    follow: bool,
+    connect: &ConnectOptions,
+    stdout: &mut O,
+    stderr: &mut W,
+) -> Result<()>
+where
+    O: AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let dir = units::unit_dir()?;
+    let notebook = installed(&dir, &notebook_name(&dir, name)?)?;
+    let connected = engine::connect(connect).await?;
+    let Some(facts) = container(&connected.engine, &notebook.name).await? else {
+        let service = format!("{}.service", notebook.name);
+        return Err(
+            Error::user(format!("notebook {} has no container now", notebook.name)).hint(
+                if units::systemd_user_instance() {
+                    format!("the service's own log: journalctl --user -u {service}")
+                } else {
+                    format!(
+                        "start it where a systemd user instance runs: podlab notebook start {}",
+                        notebook.name
+                    )
+                },
+            ),
+        );
+    };
+    containers::copy_logs(&connected.engine, &facts, follow, stdout, stderr).await
+}
+
+/// Starts the service of notebook `name` (or the only one installed); its name.
+pub fn start(name: Option<&str>) -> Result<String> {
+    let dir = units::unit_dir()?;
+    let notebook = installed(&dir, &notebook_name(&dir, name)?)?;
+    let service = format!("{}.service", notebook.name);
+    if !units::systemd_user_instance() {
+        return Err(Error::env(format!(
+            "no systemd user instance runs here, so podlab cannot start {service}"
+        ))
+        .hint(format!(
+            "where one runs: systemctl --user daemon-reload && systemctl --user start {service}"
+        )));
+    }
+    units::systemctl(&["daemon-reload"])?;
+    units::systemctl(&["start", &service])?;
+    Ok(notebook.name)
+}
+
+/// Stops notebook `name` (or the only one installed): its service, or where no systemd user
+/// instance runs, its container. Its name.
+pub async fn stop(name: Option<&str>, connect: &ConnectOptions) -> Result<String> {
+    let dir = units::unit_dir()?;
+    let notebook = installed(&dir, &notebook_name(&dir, name)?)?;
+    if units::systemd_user_instance() {
+        units::systemctl(&["stop", &format!("{}.service", notebook.name)])?;
+    } else {
+        let connected = engine::connect(connect).await?;
+        if let Some(facts) = container(&connected.engine, &notebook.name).await? {
+            connected.engine.stop_container(&facts.id, 10).await?;
+        } else {
+            tracing::warn!("notebook {} is not running", notebook.name);
+        }
+    }
+    Ok(notebook.name)
+}
+
+/// Removes what is left of notebook `name`: its unit (only podlab's, and unedited unless
+/// `force`; checked before anything is removed), its container and its secret. What was
+/// removed, one per line; an error when nothing was there.
+async fn remove<E: Engine>(engine: &E, dir: &Path, name: &str, force: bool) -> Result<String> {
+    let unit = dir.join(format!("{name}.container"));
+    let mut out = String::new();
+    if unit.exists() {
+        installed(dir, name)?;
+        for path in units::remove(dir, name, force).await? {
+            let _ = writeln!(out, "{}", path.display());
+        }
+    }
+    if let Some(facts) = container(engine, name).await? {
+        engine.stop_and_remove(&facts.id, 10).await?;
+        let _ = writeln!(out, "container {name}");
+    }
+    let secret = secret_name(name);
+    if engine.remove_secret(&secret).await? {
+        let _ = writeln!(out, "secret {secret}");
+    }
+    if out.is_empty() {
+        return Err(installed(dir, name).err().unwrap_or_else(|| {
+            Error::user(format!("no notebook {name}")).hint("podlab notebook install")
+        }));
+    }
+    Ok(out)
+}
+
+/// A removal of a notebook: what was removed, one per line; [`Removal::finish`] tells
+/// systemd.
+#[derive(Debug)]
+pub struct Removal {
+    pub removed: String,
+    running: bool,
+}
+
+/// Removes notebook `name` (or the only one installed), its service stopped first where
+/// systemd runs.
+pub async fn rm(name: Option<&str>, force: bool, connect: &ConnectOptions) -> Result<Removal> {
+    let dir = units::unit_dir()?;
+    let name = notebook_name(&dir, name)?;
+    let service = format!("{name}.service");
+    let running = units::systemd_user_instance();
+    if running {
+        // Stop it while its unit still exists; a unit that is not loaded is no error here.
+        let _ = units::systemctl(&["stop", &service]);
+    }
+    let connected = engine::connect(connect).await?;
+    let removed = remove(&connected.engine, &dir, &name, force).await?;
+    Ok(Removal { removed, running })
+}
+
+impl Removal {
+    /// Reloads systemd's view of the units, or says what to run where it runs.
+    pub fn finish(&self) -> Result<()> {
+        if self.running {
+            units::systemctl(&["daemon-reload"])?;
+        } else {
+            tracing::warn!(
+                "no systemd user instance runs here; where one runs, run: systemctl --user daemon-reload"
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::capabilities::{Capabilities, PodmanVersion};
+    use crate::emit::quadlet::notebook::DEFAULT_HEALTH_CMD;
+    use crate::engine::fake::FakeEngine;
+    use crate::plan::{ContainerPlan, UserNs};
+    use crate::session::ImageSource;
+
+    fn session() -> Session {
+        Session {
+            preset: Some("notebook".into()),
+            name: Some("nb".into()),
+            image: ImageSource::Name("localhost/lab:latest".into()),
+            mounts: vec![],
+            ports: vec!["8888".parse().unwrap(), "6006".parse().unwrap()],
+            user_map: UserMapping::KeepId,
+            ..Session::example()
+        }
+    }
+
+    /// The text of notebook `nb`'s unit, publishing `port`.
+    fn unit_text(port: u16) -> (String, String) {
+        let session = notebook_session(session(), port).unwrap();
+        let plan = ContainerPlan {
+            userns: UserNs::KeepId,
+            ..ContainerPlan::example("nb")
+        };
+        let caps = Capabilities::for_version(PodmanVersion::new(5, 4, 2));
+        let notebook = Notebook {
+            secret: secret_name("nb"),
+            health_cmd: DEFAULT_HEALTH_CMD.into(),
+            auto_update: false,
+        };
+        let emitted = notebook_unit(&session, &plan, None, &caps, &notebook).unwrap();
+        (
+            emitted.unit.file_name(),
+            emitted.unit.render(&caps).unwrap(),
+        )
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_notebook_port_replaces_the_presets_and_jupyter_is_the_default_command() {
+        let session = notebook_session(session(), 9000).unwrap();
+        let ports: Vec<String> = session.ports.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            ports,
+            ["127.0.0.1:6006:6006/tcp", "127.0.0.1:9000:8888/tcp"]
+        );
+        assert_eq!(session.command, DEFAULT_COMMAND);
+        let mut given = self::session();
+        given.command = vec!["httpd".into()];
+        assert_eq!(notebook_session(given, 8888).unwrap().command, ["httpd"]);
+    }
+
+    #[test]
+    fn tokens_are_fresh_hex() {
+        let (a, b) = (token().unwrap(), token().unwrap());
+        assert_eq!(a.len(), 2 * TOKEN_BYTES);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, b);
+    }
+
+    #[tokio::test]
+    async fn install_url_status_and_rm_through_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let units = dir.path().join("podlab");
+        let engine = FakeEngine::default();
+        check_unit_free(&units, "nb").unwrap();
+        check_name_free(&engine, "nb").await.unwrap();
+        let path = write(
+            &engine,
+            &units,
+            "podlab-notebook-nb",
+            "t0ken-xyz",
+            unit_text(9000),
+        )
+        .await
+        .unwrap();
+        assert_eq!(path, units.join("nb.container"));
+        assert!(
+            !std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("t0ken-xyz")
+        );
+
+        assert_eq!(notebooks(&units), ["nb"]);
+        assert_eq!(notebook_name(&units, None).unwrap(), "nb");
+        let notebook = installed(&units, "nb").unwrap();
+        assert_eq!(
+            token_url(&engine, &notebook).await.unwrap(),
+            "http://127.0.0.1:9000/lab?token=t0ken-xyz"
+        );
+
+        let mut engine = engine;
+        let mut labels = BTreeMap::new();
+        labels.insert(labels::KIND.to_owned(), KIND.to_owned());
+        engine.containers.insert(
+            "nb".into(),
+            ContainerFacts {
+                id: "nb-id".into(),
+                name: "nb".into(),
+                state: "running".into(),
+                running: true,
+                labels,
+                health: Some("healthy".into()),
+                ..ContainerFacts::default()
+            },
+        );
+        let text = status_text(&engine, &notebook, None).await.unwrap();
+        assert!(
+            text.contains("container: running\nhealth:    healthy\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("url:       http://127.0.0.1:9000/lab\n"),
+            "{text}"
+        );
+
+        // Taken: the unit, the secret, and a container of that name.
+        let err = check_unit_free(&units, "nb").unwrap_err();
+        assert!(err.message().contains("is taken"), "{err}");
+        assert!(err.hint_text().unwrap().contains("podlab notebook rm nb"));
+        let err = check_name_free(&engine, "nb").await.unwrap_err();
+        assert!(
+            err.message().contains("secret podlab-notebook-nb exists"),
+            "{err}"
+        );
+
+        let removed = remove(&engine, &units, "nb", false).await.unwrap();
+        assert_eq!(
+            removed,
+            format!(
+                "{}\ncontainer nb\nsecret podlab-notebook-nb\n",
+                units.join("nb.container").display()
+            )
+        );
+        assert!(
+            engine
+                .calls()
+                .contains(&"remove nb-id timeout=10".to_owned())
+        );
+        assert!(listing(&units).iter().all(|file| file.starts_with('.')));
+        assert!(
+            engine
+                .secret_data("podlab-notebook-nb")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        engine.containers.clear();
+        let err = remove(&engine, &units, "nb", false).await.unwrap_err();
+        assert!(err.message().starts_with("no notebook nb"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_unit_that_cannot_be_written_takes_its_secret_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let units = dir.path().join("podlab");
+        std::fs::create_dir_all(&units).unwrap();
+        std::fs::write(units.join("nb.container"), "[Container]\nImage=mine\n").unwrap();
+        let engine = FakeEngine::default();
+        let err = write(
+            &engine,
+            &units,
+            "podlab-notebook-nb",
+            "t0ken-xyz",
+            unit_text(9000),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.message().contains("was not written by podlab"), "{err}");
+        assert!(
+            engine
+                .secret_data("podlab-notebook-nb")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            std::fs::read_to_string(units.join("nb.container")).unwrap(),
+            "[Container]\nImage=mine\n"
+        );
+        // Someone else's unit is no notebook of podlab's, and rm leaves it alone.
+        assert!(notebooks(&units).is_empty());
+        let err = remove(&engine, &units, "nb", true).await.unwrap_err();
+        assert!(
+            err.message().contains("is not a notebook podlab installed"),
+            "{err}"
+        );
+        assert!(units.join("nb.container").exists());
+    }
+}

@@ -1,0 +1,281 @@
+//! Quadlet units from a session: a systemd user service through Podman's quadlet generator,
+//! with no daemon of podlab's own.
+//!
+//! [`units()`] makes the files of a session's unit set (the main unit first, then a `.pod`,
+//! `.image` or `.build` companion, or the YAML a `.kube` unit plays); [`install`] writes them
+//! into podlab's unit directory and [`start`] starts the service when a systemd user instance
+//! runs, or says what to run when none does; [`remove`] removes only files podlab wrote. The
+//! units come from [`crate::emit::quadlet`], the host decisions and the unit directory from
+//! [`crate::ops::units`].
+
+use std::path::{Path, PathBuf};
+
+use crate::capabilities::{Capabilities, PodmanVersion, UnitType};
+use crate::emit::quadlet::unit::check_unit_type;
+use crate::emit::quadlet::unit::with_header;
+use crate::emit::quadlet::{container_unit, kube_unit, set};
+use crate::engine::{self, ConnectOptions, Engine};
+use crate::ops::kube::podman_yaml;
+use crate::ops::units::{self, ImageUser, Written};
+use crate::session::{Session, UserMapping};
+use crate::{Error, Result};
+
+/// The unit type to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// A `.container` unit: the session's container, as `podlab run` creates it.
+    Container,
+    /// A `.kube` unit running the session's pod YAML with podman kube play.
+    Kube,
+    /// A `.container` unit joined to a `.pod` unit of the same name (podman 5.0+), which
+    /// owns the ports, shm and user mapping, so more containers can join the session.
+    Pod,
+}
+
+/// What to make of the session, beyond its unit type.
+#[derive(Debug, Clone, Default)]
+pub struct UnitOptions {
+    /// The YAML a kube unit plays; without it, the session's own goes beside the unit.
+    pub yaml: Option<PathBuf>,
+    /// Also write an `.image` unit that pulls the image before the service starts.
+    pub pull_unit: bool,
+}
+
+/// The target Podman for `--podman-version` (see [`target`]), checked to know `kind`'s unit
+/// type.
+pub fn target_for(version: &str, kind: Kind) -> Result<Capabilities> {
+    let caps = target(version)?;
+    check_unit_type(
+        &caps,
+        match kind {
+            Kind::Container => UnitType::Container,
+            Kind::Kube => UnitType::Kube,
+            Kind::Pod => UnitType::Pod,
+        },
+    )?;
+    Ok(caps)
+}
+
+/// Writes the units into podlab's unit directory (checking the session's ports first when
+/// none of its files is there yet); what became of each file.
+pub async fn install(built: &Built, force: bool) -> Result<Vec<(PathBuf, Written)>> {
+    let dir = units::unit_dir()?;
+    if !built.files.iter().any(|(file, _)| dir.join(file).exists()) {
+        units::check_ports(&built.session.ports)?;
+    }
+    units::install(&dir, &built.files, force).await
+}
+
+/// Starts (restarts) an installed `service` where a systemd user instance runs; elsewhere
+/// says what to run.
+pub fn start(service: &str) -> Result<()> {
+    if units::systemd_user_instance() {
+        units::systemctl(&["daemon-reload"])?;
+        units::systemctl(&["restart", service])?;
+        tracing::warn!("started {service}");
+    } else {
+        tracing::warn!(
+            "no systemd user instance runs here, so nothing was started; where one runs, run: systemctl --user daemon-reload && systemctl --user start {service}"
+        );
+    }
+    if !units::lingering() {
+        tracing::warn!(
+            "lingering is off: your services stop when you log out (enable it with: loginctl enable-linger)"
+        );
+    }
+    Ok(())
+}
+
+/// A removal of podlab's unit `name`: its files are gone; [`Removal::finish`] tells systemd.
+#[derive(Debug)]
+pub struct Removal {
+    /// The files removed.
+    pub removed: Vec<PathBuf>,
+    service: String,
+    running: bool,
+}
+
+/// Stops the unit's service where systemd runs, then removes its files (never a file podlab
+/// did not write; an edited one only with `force`).
+pub async fn remove(name: &str, force: bool) -> Result<Removal> {
+    let dir = units::unit_dir()?;
+    let service = format!("{name}.service");
+    let running = units::systemd_user_instance();
+    if running {
+        // Stop it while its unit still exists; a unit that is not loaded is no error here.
+        let _ = units::systemctl(&["stop", &service]);
+    }
+    let removed = units::remove(&dir, name, force).await?;
+    Ok(Removal {
+        removed,
+        service,
+        running,
+    })
+}
+
+impl Removal {
+    /// Reloads systemd's view of the units, or says what to run where it runs.
+    pub fn finish(&self) -> Result<()> {
+        if self.running {
+            units::systemctl(&["daemon-reload"])?;
+        } else {
+            tracing::warn!(
+                "no systemd user instance runs here; where one runs, run: systemctl --user stop {} && systemctl --user daemon-reload",
+                self.service
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The files a session's units make: (file name, text), the main unit first.
+#[derive(Debug)]
+pub struct Built {
+    pub files: Vec<(String, String)>,
+    /// The service that runs the session.
+    pub service: String,
+    pub session: Session,
+}
+
+/// The units (and the YAML a `.kube` unit plays) of `session` for the target Podman `caps`
+/// (see [`target_for`]); `cwd` resolves a relative `--yaml`. Podman is asked only when the
+/// units need it: the image's user for `--user-map auto`, the session's own YAML.
+pub async fn units(
+    caps: Capabilities,
+    session: Session,
+    kind: Kind,
+    options: &UnitOptions,
+    cwd: &Path,
+    connect: &ConnectOptions,
+) -> Result<Built> {
+    let name = session
+        .name
+        .clone()
+        .unwrap_or_else(|| session.project.clone());
+    let mut companions = Vec::new();
+    let mut yaml_file = None;
+    let emitted = match kind {
+        Kind::Container | Kind::Pod => {
+            let image_user = if session.user_map == UserMapping::Auto {
+                image_user(&session, connect).await?
+            } else {
+                None
+            };
+            let planned = units::plan(&session, &caps, &name, image_user.as_ref())?;
+            for notice in &planned.notices {
+                tracing::warn!("{notice}");
+            }
+            let mut emitted = container_unit(
+                &session,
+                &planned.container,
+                planned.cdi_spec_dir.as_deref(),
+                &caps,
+            )?;
+            if kind == Kind::Pod {
+                companions.push(set::join_pod(&mut emitted, &caps)?);
+            }
+            companions.extend(set::image_unit(
+                &session.image,
+                &mut emitted,
+                options.pull_unit,
+                &caps,
+            )?);
+            emitted
+        }
+        Kind::Kube => {
+            let yaml = if let Some(path) = &options.yaml {
+                let yaml = absolute(cwd, path);
+                if !yaml.is_file() {
+                    return Err(
+                        Error::user(format!("{} is not a file", yaml.display())).hint(
+                            "write it first: podlab kube generate > pod.yaml, or leave out --yaml",
+                        ),
+                    );
+                }
+                yaml
+            } else {
+                let connected = engine::connect(connect).await?;
+                let text = podman_yaml(&connected.engine, caps, &session).await?;
+                let file = format!("{name}.yaml");
+                yaml_file = Some((file.clone(), with_header(&text)));
+                // Quadlet resolves a relative path against the unit's own directory.
+                PathBuf::from(file)
+            };
+            let (_, cdi_spec_dir) = units::plan_gpus(&session, &caps)?;
+            kube_unit(&name, &yaml, cdi_spec_dir.as_deref())?
+        }
+    };
+    for notice in &emitted.notices {
+        tracing::warn!("{notice}");
+    }
+    let mut files = vec![(emitted.unit.file_name(), emitted.unit.render(&caps)?)];
+    for unit in &companions {
+        files.push((unit.file_name(), unit.render(&caps)?));
+    }
+    files.extend(yaml_file);
+    Ok(Built {
+        files,
+        service: format!("{name}.service"),
+        session,
+    })
+}
+
+fn absolute(cwd: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        cwd.join(path)
+    }
+}
+
+/// The image's user, asked from Podman; `None` when the image is not local.
+pub async fn image_user(session: &Session, connect: &ConnectOptions) -> Result<Option<ImageUser>> {
+    let connected = engine::connect(connect).await.map_err(|err| {
+        let hint = err.hint_text().unwrap_or_default().to_owned();
+        Error::env(format!(
+            "--user-map auto needs the image's user from Podman: {}",
+            err.message()
+        ))
+        .hint(format!(
+            "{hint}{}pass --user-map keep-id or --user-map UID:GID to generate without Podman",
+            if hint.is_empty() { "" } else { "; or " }
+        ))
+    })?;
+    let image = session.image.reference();
+    let Some(facts) = connected.engine.inspect_image(image).await? else {
+        return Ok(None);
+    };
+    let passwd = if crate::plan::needs_passwd(&facts.user) {
+        connected.engine.image_file(image, "/etc/passwd").await?
+    } else {
+        None
+    };
+    Ok(Some(ImageUser {
+        user: facts.user,
+        passwd,
+    }))
+}
+
+/// The target Podman: a given version, or the local podman binary's, since its quadlet
+/// generator is the one that will read the units.
+pub fn target(version: &str) -> Result<Capabilities> {
+    if version != "auto" {
+        return Ok(Capabilities::for_version(version.parse()?));
+    }
+    let unknown = || {
+        Error::env(
+            "cannot tell which podman will read the units: `podman --version` did not answer",
+        )
+        .hint("install podman 4.4 or newer, or pass --podman-version V")
+    };
+    let podman = which::which("podman").map_err(|_| unknown())?;
+    let out = std::process::Command::new(podman)
+        .arg("--version")
+        .output()
+        .map_err(|_| unknown())?;
+    let version: PodmanVersion = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| unknown())?;
+    Ok(Capabilities::for_version(version))
+}
