@@ -1014,3 +1014,47 @@ fn an_install_with_lingering_off_warns_on_podman_5_4() {
         .expect_code(0);
     assert_gone(&machine, name);
 }
+
+// --- regressions found under the real systemd ----------------------------------------------------
+
+/// `podlab quadlet rm` of a unit podlab did not write refuses, and leaves that unit running
+/// (it used to stop the service before it looked at whose the file was).
+#[test]
+fn quadlet_rm_of_a_unit_podlab_did_not_write_leaves_it_running_on_podman_5_8() {
+    let Some(rig) = up() else { return };
+    let machine = rig.machine("forky");
+    forget(&machine, FOREIGN);
+    let dir = machine.scratch_dir("foreign-rm");
+    let file = format!("{dir}/{FOREIGN}.container");
+    machine.write(
+        &file,
+        &format!(
+            "[Container]\nImage={}\nExec=sh -c \"{WAIT_FOR_TERM}\"\n",
+            rig.image
+        ),
+    );
+    machine
+        .run(&["podman", "quadlet", "install", &file])
+        .expect_code(0);
+    let service = format!("{FOREIGN}.service");
+    machine
+        .run(&["systemctl", "--user", "start", &service])
+        .expect_code(0);
+    machine.wait_active(&service, "active", Duration::from_secs(30));
+    // Podman's unit sits in ~/.config/containers/systemd; a copy of it in podlab's own
+    // directory is not podlab's either.
+    machine
+        .sh(&format!(
+            "mkdir -p ~/.config/containers/systemd/podlab && cp {file} ~/.config/containers/systemd/podlab/{FOREIGN}.container"
+        ))
+        .expect_code(0);
+    let refused = machine.podlab(&["quadlet", "rm", FOREIGN]);
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains("was not written by podlab"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(machine.systemctl(&["is-active", &service]), "active");
+    forget(&machine, FOREIGN);
+}

@@ -534,6 +534,11 @@ pub async fn rm(name: Option<&str>, force: bool, connect: &ConnectOptions) -> Re
     let name = notebook_name(&dir, name)?;
     let service = format!("{name}.service");
     let running = units::systemd_user_instance();
+    // Nothing is stopped that podlab will not remove.
+    if dir.join(format!("{name}.container")).exists() {
+        installed(&dir, &name)?;
+        units::removable(&dir, &name, force)?;
+    }
     if running {
         // Stop it while its unit still exists; a unit that is not loaded is no error here.
         let _ = units::systemctl(&["stop", &service]);

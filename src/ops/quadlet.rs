@@ -96,11 +96,13 @@ pub struct Removal {
 }
 
 /// Stops the unit's service where systemd runs, then removes its files (never a file podlab
-/// did not write; an edited one only with `force`).
+/// did not write, nor its service; an edited one only with `force`).
 pub async fn remove(name: &str, force: bool) -> Result<Removal> {
     let dir = units::unit_dir()?;
     let service = format!("{name}.service");
     let running = units::systemd_user_instance();
+    // Nothing is stopped that podlab will not remove.
+    units::removable(&dir, name, force)?;
     if running {
         // Stop it while its unit still exists; a unit that is not loaded is no error here.
         let _ = units::systemctl(&["stop", &service]);

@@ -182,6 +182,38 @@ fn ours(path: &Path, text: &str, force: bool) -> Result<()> {
 
 /// Removes podlab's unit files named `name` (any unit type) from `dir`.
 pub async fn remove(dir: &Path, name: &str, force: bool) -> Result<Vec<PathBuf>> {
+    let candidates = candidates(dir, name)?;
+    let _lock = atomic::lock(
+        &dir.join(".podlab.lock"),
+        std::time::Duration::from_secs(10),
+    )
+    .await?;
+    check_removable(&candidates, force)?;
+    for path in &candidates {
+        fs::remove_file(path)
+            .map_err(|err| Error::env(format!("cannot remove {}: {err}", path.display())))?;
+    }
+    Ok(candidates)
+}
+
+/// Fails unless [`remove`] would remove unit `name`: it is in `dir`, podlab wrote it, and it
+/// is unedited (unless `force`). Checked before its service is stopped, so that a unit podlab
+/// leaves alone is not stopped either.
+pub fn removable(dir: &Path, name: &str, force: bool) -> Result<()> {
+    check_removable(&candidates(dir, name)?, force)
+}
+
+fn check_removable(candidates: &[PathBuf], force: bool) -> Result<()> {
+    for path in candidates {
+        let text = fs::read_to_string(path)
+            .map_err(|err| Error::env(format!("cannot read {}: {err}", path.display())))?;
+        ours(path, &text, force)?;
+    }
+    Ok(())
+}
+
+/// The files of unit `name` in `dir`; an error naming podlab's units when there are none.
+fn candidates(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
     // The units of one session share its name, as does the YAML its `.kube` unit plays.
     let candidates: Vec<PathBuf> = UnitType::ALL
         .iter()
@@ -199,20 +231,6 @@ pub async fn remove(dir: &Path, name: &str, force: bool) -> Result<Vec<PathBuf>>
                 format!("podlab's units there: {}", known.join(", "))
             }),
         );
-    }
-    let _lock = atomic::lock(
-        &dir.join(".podlab.lock"),
-        std::time::Duration::from_secs(10),
-    )
-    .await?;
-    for path in &candidates {
-        let text = fs::read_to_string(path)
-            .map_err(|err| Error::env(format!("cannot read {}: {err}", path.display())))?;
-        ours(path, &text, force)?;
-    }
-    for path in &candidates {
-        fs::remove_file(path)
-            .map_err(|err| Error::env(format!("cannot remove {}: {err}", path.display())))?;
     }
     Ok(candidates)
 }
