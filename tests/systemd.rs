@@ -24,13 +24,14 @@ use podlab::capabilities::{Capabilities, CdiVersion, PodmanVersion, UnitType};
 use rig::{Machine, Rig, rig};
 
 const QUADLET: &str = "/usr/libexec/podman/quadlet";
-/// busybox httpd serving `/lab` on 8888 as JupyterLab would, stopping on SIGTERM.
-const NOTEBOOK_SERVER: &str = "mkdir -p /tmp/www && echo notebook-ok > /tmp/www/lab; \
-     trap 'exit 0' TERM; httpd -f -p 8888 -h /tmp/www & wait";
+/// busybox httpd serving `/lab` on 8888 as JupyterLab would. It has no SIGTERM handler:
+/// the container's init passes the stop on.
+const NOTEBOOK_SERVER: &str =
+    "mkdir -p /tmp/www && echo notebook-ok > /tmp/www/lab && exec httpd -f -p 8888 -h /tmp/www";
 const NOTEBOOK_HEALTH: &str = "wget -q -O /dev/null http://127.0.0.1:8888/lab";
-/// A GPU session's command: serves `gpu-ok` on 8080 and stops on SIGTERM.
-const GPU_SERVER: &str = "mkdir -p /tmp/www && echo gpu-ok > /tmp/www/index.html; \
-     trap 'exit 0' TERM; httpd -f -p 8080 -h /tmp/www & wait";
+/// A GPU session's command: serves `gpu-ok` on 8080 (no SIGTERM handler either).
+const GPU_SERVER: &str =
+    "mkdir -p /tmp/www && echo gpu-ok > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www";
 /// What a GPU session sees from inside: the nodes, the driver library, its mounts and shm.
 const GPU_REPORT: &str = "ls /dev/nvidia0 /dev/nvidiactl && dlopen-test libcuda.so.1 \
      && awk '$2 == \"/data\" || $2 == \"/dev/shm\" { split($4, o, \",\"); print $2, o[1] }' /proc/mounts | sort \
@@ -738,6 +739,7 @@ fn key_probes(image: &str) -> Vec<(UnitType, &'static str, String, String)> {
         container("Pod", "Pod=kbase.pod"),
         container("Entrypoint", "Entrypoint=/bin/sh"),
         container("GroupAdd", "GroupAdd=keep-groups"),
+        container("RunInit", "RunInit=true"),
         (
             UnitType::Pod,
             "ShmSize",
@@ -1057,4 +1059,104 @@ fn quadlet_rm_of_a_unit_podlab_did_not_write_leaves_it_running_on_podman_5_8() {
     );
     assert_eq!(machine.systemctl(&["is-active", &service]), "active");
     forget(&machine, FOREIGN);
+}
+
+/// A unit whose command ignores SIGTERM (a shell as PID 1 that only waits) stops at once
+/// and ends `inactive`, not `failed`: podlab's units run an init as PID 1 that passes the
+/// signal on, and count the 143 that follows as a clean stop.
+fn a_unit_whose_command_ignores_sigterm_stops_at_once(rig: &Rig, machine: &Machine) {
+    let name = "no-trap";
+    forget(machine, name);
+    let project = machine.scratch_dir("no-trap");
+    machine
+        .podlab_in(
+            &project,
+            &[
+                "quadlet",
+                "install",
+                "--name",
+                name,
+                "--image",
+                &rig.image,
+                "--gpus",
+                "none",
+                "--",
+                "sh",
+                "-c",
+                "echo up && sleep 300",
+            ],
+        )
+        .expect_code(0);
+    let unit = format!("{name}.service");
+    machine.wait_active(&unit, "active", Duration::from_secs(30));
+    let started = std::time::Instant::now();
+    machine
+        .podlab_in(&project, &["quadlet", "rm", name])
+        .expect_code(0);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "stopping {unit} took {took:?} on {}",
+        machine.name
+    );
+    assert_gone(machine, name);
+}
+
+#[test]
+fn a_unit_whose_command_ignores_sigterm_stops_at_once_on_podman_5_4() {
+    let Some(rig) = up() else { return };
+    a_unit_whose_command_ignores_sigterm_stops_at_once(rig, &rig.machine("trixie"));
+}
+
+#[test]
+fn a_unit_whose_command_ignores_sigterm_stops_at_once_on_podman_5_8() {
+    let Some(rig) = up() else { return };
+    a_unit_whose_command_ignores_sigterm_stops_at_once(rig, &rig.machine("forky"));
+}
+
+/// `podlab stop` of a session whose command ignores SIGTERM takes no stop timeout: the
+/// session runs an init as PID 1 (`"init": true`), on every Podman version.
+#[test]
+fn a_session_whose_command_ignores_sigterm_stops_at_once() {
+    let Some(rig) = up() else { return };
+    for name in rig.names() {
+        let machine = rig.machine(&name);
+        let session = "no-trap-session";
+        machine
+            .sh(&format!(
+                "podman rm -f -t 0 {session} >/dev/null 2>&1; true"
+            ))
+            .expect_code(0);
+        let project = machine.scratch_dir("no-trap-session");
+        machine
+            .podlab_in(
+                &project,
+                &[
+                    "run",
+                    "--detach",
+                    "--name",
+                    session,
+                    "--image",
+                    &rig.image,
+                    "--gpus",
+                    "none",
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    "echo up && sleep 300",
+                ],
+            )
+            .expect_code(0);
+        let started = std::time::Instant::now();
+        machine
+            .podlab_in(&project, &["stop", session])
+            .expect_code(0);
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(5),
+            "podlab stop took {took:?} on podman {}",
+            machine.podman_version()
+        );
+        machine.podlab_in(&project, &["rm", session]).expect_code(0);
+    }
 }

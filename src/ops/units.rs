@@ -84,6 +84,7 @@ pub fn plan(
             home,
             label_disable: !gpus.names.is_empty() && plan::selinux_enforcing(),
             gpus,
+            init: true,
         },
         cdi_spec_dir,
         notices,
@@ -321,6 +322,7 @@ mod tests {
             service: Service {
                 timeout_start_sec: 900,
                 restart: None,
+                success_exit_status: Vec::new(),
             },
             install: Install { wanted_by: vec![] },
         }
