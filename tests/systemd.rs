@@ -1160,3 +1160,108 @@ fn a_session_whose_command_ignores_sigterm_stops_at_once() {
         machine.podlab_in(&project, &["rm", session]).expect_code(0);
     }
 }
+
+/// A unit file the quadlet generator rejects (here: a key the user added by hand) makes
+/// `podlab notebook start` fail with the generator's own reason, not only systemd's "not
+/// found".
+#[test]
+fn a_unit_the_generator_rejects_is_reported_with_its_reason_on_podman_5_8() {
+    let Some(rig) = up() else { return };
+    let machine = rig.machine("forky");
+    let name = "nb-bad";
+    forget(&machine, name);
+    machine
+        .podlab(&[
+            "notebook",
+            "install",
+            "--name",
+            name,
+            "--image",
+            &rig.image,
+            "--gpus",
+            "none",
+            "--port",
+            "18889",
+            "--health-cmd",
+            NOTEBOOK_HEALTH,
+            "--",
+            "sh",
+            "-c",
+            NOTEBOOK_SERVER,
+        ])
+        .expect_code(0);
+    machine.podlab(&["notebook", "stop", name]).expect_code(0);
+    machine
+        .sh(&format!(
+            "sed -i 's/^\\[Container\\]$/[Container]\\nNoSuchKey=1/' ~/.config/containers/systemd/podlab/{name}.container"
+        ))
+        .expect_code(0);
+    let start = machine.podlab(&["notebook", "start", name]);
+    start.expect_code(2);
+    assert!(
+        start.stderr.contains("unsupported key 'NoSuchKey'"),
+        "{}",
+        start.stderr
+    );
+    assert!(start.stderr.contains("hint: "), "{}", start.stderr);
+    let removed = machine.podlab(&["notebook", "rm", "--force", name]);
+    removed.expect_code(0);
+    assert_gone(&machine, name);
+}
+
+/// When `systemctl --user daemon-reload` fails (here: the user manager cannot be reached
+/// through the runtime directory podlab was given), the install says so with systemctl's
+/// reason and what to run once systemd answers, instead of a bare exit status.
+#[test]
+fn a_daemon_reload_failure_is_reported_with_systemctls_reason_on_podman_5_4() {
+    let Some(rig) = up() else { return };
+    let machine = rig.machine("trixie");
+    let name = "no-reload";
+    forget(&machine, name);
+    // A runtime directory whose manager socket is no socket: systemctl cannot reach systemd.
+    machine
+        .sh("rm -rf /tmp/dead-runtime && mkdir -p -m 700 /tmp/dead-runtime/systemd && touch /tmp/dead-runtime/systemd/private")
+        .expect_code(0);
+    let project = machine.scratch_dir("no-reload");
+    let socket = format!(
+        "CONTAINER_HOST=unix:///run/user/{}/podman/podman.sock",
+        rig.uid
+    );
+    let podlab = rig.podlab.clone();
+    let installed = machine.run(&[
+        "env",
+        "-C",
+        &project,
+        "-u",
+        "DBUS_SESSION_BUS_ADDRESS",
+        "XDG_RUNTIME_DIR=/tmp/dead-runtime",
+        &socket,
+        &podlab,
+        "quadlet",
+        "install",
+        "--name",
+        name,
+        "--image",
+        &rig.image,
+        "--gpus",
+        "none",
+        "--",
+        "sh",
+        "-c",
+        WAIT_FOR_TERM,
+    ]);
+    installed.expect_code(2);
+    assert!(
+        installed
+            .stderr
+            .contains("systemd did not reload the unit files, so no-reload.service is not loaded")
+            && installed.stderr.contains("daemon-reload failed")
+            && installed.stderr.contains("hint: the unit file is in place"),
+        "{}",
+        installed.stderr
+    );
+    machine
+        .podlab_in(&project, &["quadlet", "rm", name])
+        .expect_code(0);
+    assert_gone(&machine, name);
+}

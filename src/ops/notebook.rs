@@ -116,8 +116,7 @@ pub async fn install(
 pub fn start_installed(name: &str) -> Result<()> {
     let service = format!("{name}.service");
     if units::systemd_user_instance() {
-        units::systemctl(&["daemon-reload"])?;
-        units::systemctl(&["start", &service])?;
+        units::reload_and("start", &service, &format!("podlab notebook rm {name}"))?;
         tracing::warn!("started {service}; its URL: podlab notebook url {name}");
     } else {
         tracing::warn!(
@@ -468,8 +467,11 @@ pub fn start(name: Option<&str>) -> Result<String> {
             "where one runs: systemctl --user daemon-reload && systemctl --user start {service}"
         )));
     }
-    units::systemctl(&["daemon-reload"])?;
-    units::systemctl(&["start", &service])?;
+    units::reload_and(
+        "start",
+        &service,
+        &format!("podlab notebook rm {}", notebook.name),
+    )?;
     Ok(notebook.name)
 }
 

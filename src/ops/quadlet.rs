@@ -70,8 +70,8 @@ pub async fn install(built: &Built, force: bool) -> Result<Vec<(PathBuf, Written
 /// says what to run.
 pub fn start(service: &str) -> Result<()> {
     if units::systemd_user_instance() {
-        units::systemctl(&["daemon-reload"])?;
-        units::systemctl(&["restart", service])?;
+        let name = service.strip_suffix(".service").unwrap_or(service);
+        units::reload_and("restart", service, &format!("podlab quadlet rm {name}"))?;
         tracing::warn!("started {service}");
     } else {
         tracing::warn!(

@@ -288,21 +288,86 @@ pub fn lingering() -> bool {
     Path::new("/var/lib/systemd/linger").join(name).exists()
 }
 
-/// Runs `systemctl --user ARGS`.
+/// Where distributions put Podman's quadlet generator (Debian and Fedora, then Arch).
+pub const QUADLET_GENERATORS: [&str; 2] =
+    ["/usr/libexec/podman/quadlet", "/usr/lib/podman/quadlet"];
+
+/// Runs `systemctl --user ARGS`; a failure carries what systemctl said.
 pub fn systemctl(args: &[&str]) -> Result<()> {
-    let status = Command::new("systemctl")
+    let output = Command::new("systemctl")
         .arg("--user")
         .args(args)
-        .status()
+        .stdin(std::process::Stdio::null())
+        .output()
         .map_err(|err| Error::env(format!("cannot run systemctl: {err}")))?;
-    if status.success() {
+    if output.status.success() {
         return Ok(());
     }
+    let said = String::from_utf8_lossy(&output.stderr);
+    let said = said.trim();
     Err(Error::env(format!(
-        "systemctl --user {} failed ({status})",
-        args.join(" ")
+        "systemctl --user {} failed ({}){}",
+        args.join(" "),
+        output.status,
+        if said.is_empty() {
+            String::new()
+        } else {
+            format!(": {said}")
+        }
     ))
     .hint("see journalctl --user -xe"))
+}
+
+/// Has systemd load the unit files again (`daemon-reload`, which runs the quadlet generator),
+/// then runs `systemctl --user VERB SERVICE`. When systemd then has no such service, the
+/// generator rejected its file, and systemd says only "not found": the error carries the
+/// generator's own reason, from a dry run of it. `remove`: the podlab command that removes
+/// the unit, for the hints.
+pub fn reload_and(verb: &str, service: &str, remove: &str) -> Result<()> {
+    systemctl(&["daemon-reload"]).map_err(|err| {
+        Error::env(format!(
+            "systemd did not reload the unit files, so {service} is not loaded: {}",
+            err.message()
+        ))
+        .hint(format!(
+            "the unit file is in place: once `systemctl --user daemon-reload` works, run \
+             systemctl --user {verb} {service} (or remove it: {remove})"
+        ))
+    })?;
+    let Err(err) = systemctl(&[verb, service]) else {
+        return Ok(());
+    };
+    let name = service.strip_suffix(".service").unwrap_or(service);
+    match generator_rejection(name) {
+        Some(reason) => Err(Error::env(format!(
+            "systemd has no {service}: the quadlet generator rejected its unit file: {reason}"
+        ))
+        .hint(format!(
+            "fix that file, or remove it ({remove} --force) and install again"
+        ))),
+        None => Err(err),
+    }
+}
+
+/// The quadlet generator's complaint about unit `name` (any unit type), from a dry run over
+/// the user's unit directories; `None` when it has none or cannot run.
+fn generator_rejection(name: &str) -> Option<String> {
+    let generator = QUADLET_GENERATORS
+        .into_iter()
+        .map(Path::new)
+        .find(|path| path.exists())?;
+    let output = Command::new(generator)
+        .args(["-dryrun", "-user", "-no-kmsg-log"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stderr);
+    let reasons: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.split_once(&format!("converting \"{name}.")))
+        .filter_map(|(_, rest)| rest.split_once("\": ").map(|(_, reason)| reason.trim()))
+        .collect();
+    (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
 #[cfg(test)]
