@@ -377,11 +377,6 @@ fn a_user_cdi_install_serves_podman_podlab_units_and_kube_on_podman_5_8() {
         "[containers]\npids_limit = 0\n\n[engine]\nruntime = \"runc\"\n",
     );
     cdi_install_as_user(rig, &machine);
-    // A Podman service that was running before the install still reads the old
-    // cdi_spec_dirs (see podlab_run_right_after_a_user_cdi_install_sees_the_spec_on_podman_5_8).
-    machine
-        .run(&["systemctl", "--user", "stop", "podman.service"])
-        .expect_code(0);
     jobs_get_the_gpu_by_cdi_name(rig, &machine);
     let project = machine.scratch_dir("cdi-project");
     a_unit_gets_the_gpu_by_cdi_name_beside_a_foreign_unit(rig, &machine, &project);
@@ -1264,4 +1259,43 @@ fn a_daemon_reload_failure_is_reported_with_systemctls_reason_on_podman_5_4() {
         .podlab_in(&project, &["quadlet", "rm", name])
         .expect_code(0);
     assert_gone(&machine, name);
+}
+
+/// Right after `podlab cdi install` added the user's directory to `cdi_spec_dirs`, `podlab run
+/// --gpus all` gets the GPU, though the user's Podman API service was running since before
+/// the install (it reads containers.conf once, when it starts).
+#[test]
+fn podlab_run_right_after_a_user_cdi_install_sees_the_spec_on_podman_5_8() {
+    let Some(rig) = up() else { return };
+    let machine = rig.machine("forky");
+    reset_user_config(&machine);
+    // The socket-activated service, up before the install.
+    machine.podlab(&["version"]).expect_code(0);
+    assert_eq!(
+        machine.systemctl(&["is-active", "podman.service"]),
+        "active"
+    );
+    let installed = machine.podlab(&["cdi", "install", "--driver-root", &rig.nvidia_root]);
+    installed.expect_code(0);
+    assert!(
+        installed.stderr.contains("restarted podman.service"),
+        "{}",
+        installed.stderr
+    );
+    let job = machine.podlab(&[
+        "run",
+        "--image",
+        &rig.glibc_image,
+        "--gpus",
+        "all",
+        "--driver-root",
+        &rig.nvidia_root,
+        "--",
+        "sh",
+        "-c",
+        CDI_CHECK,
+    ]);
+    reset_user_config(&machine);
+    job.expect_code(0);
+    assert!(job.stdout.contains("ok libcuda.so.1"), "{}", job.stdout);
 }
