@@ -586,10 +586,10 @@ fn kube_play_gets_the_gpu_by_cdi_name(rig: &Rig, machine: &Machine, project: &st
 // --- Podman 4.3.1 (Debian 12) ------------------------------------------------------------------
 
 /// On bookworm's Podman 4.3.1 podlab's session commands work (`run`, `ps`, `logs`, `stop`,
-/// `rm`, `kube generate|play|down`); units, which need quadlet (4.4), are refused with the
-/// version they need, and nothing is written.
+/// `rm`, `kube generate|play|down`); a notebook, which needs quadlet (4.4), is refused with
+/// the version it needs, and nothing is written.
 #[test]
-fn sessions_and_kube_work_and_units_are_refused_on_podman_4_3() {
+fn sessions_and_kube_work_and_notebooks_are_refused_on_podman_4_3() {
     let Some(rig) = up() else { return };
     let machine = rig.machine("bookworm");
     let (session, pod) = ("old-session", "old-kube");
@@ -667,25 +667,22 @@ fn sessions_and_kube_work_and_units_are_refused_on_podman_4_3() {
         .expect_code(0);
     assert_eq!(machine.run(&["podman", "pod", "exists", pod]).code, 1);
 
-    for args in [
-        &[
-            "quadlet", "install", "--name", "old-unit", "--image", &rig.image, "--", "true",
-        ][..],
+    // Notebooks need quadlet still (a plain service for them is not written yet).
+    let refused = machine.podlab_in(
+        &project,
         &[
             "notebook", "install", "--name", "old-nb", "--image", &rig.image, "--gpus", "none",
-        ][..],
-    ] {
-        let refused = machine.podlab_in(&project, args);
-        refused.expect_code(1);
-        assert!(
-            refused
-                .stderr
-                .contains("podman 4.3.1 has no .container units: they need podman 4.4.0 or newer"),
-            "{}",
-            refused.stderr
-        );
-        assert!(refused.stderr.contains("hint: "), "{}", refused.stderr);
-    }
+        ],
+    );
+    refused.expect_code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("podman 4.3.1 has no .container units: they need podman 4.4.0 or newer"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("hint: "), "{}", refused.stderr);
     let units = machine.sh("ls -A ~/.config/containers/systemd 2>/dev/null; true");
     assert_eq!(units.stdout, "", "a refused install wrote units");
 }
@@ -1298,4 +1295,58 @@ fn podlab_run_right_after_a_user_cdi_install_sees_the_spec_on_podman_5_8() {
     reset_user_config(&machine);
     job.expect_code(0);
     assert!(job.stdout.contains("ok libcuda.so.1"), "{}", job.stdout);
+}
+
+/// On Podman 4.3.1, which has no quadlet, `podlab quadlet install` writes a plain systemd
+/// service (as `podman generate systemd --new` would), enabled and started: it reaches
+/// `active` and serves its port; `quadlet rm` stops it at once, disables it and leaves
+/// nothing.
+#[test]
+fn a_unit_on_podman_4_3_is_a_plain_service_that_runs_and_is_removed_whole() {
+    let Some(rig) = up() else { return };
+    let machine = rig.machine("bookworm");
+    let name = "plain-unit";
+    forget(&machine, name);
+    machine
+        .sh(&format!(
+            "systemctl --user disable {name}.service 2>/dev/null; rm -f ~/.config/systemd/user/{name}.service; systemctl --user daemon-reload; true"
+        ))
+        .expect_code(0);
+    let project = machine.scratch_dir("plain-unit");
+    let installed = machine.podlab_in(
+        &project,
+        &[
+            "quadlet", "install", "--name", name, "--image", &rig.image, "--gpus", "none", "-p",
+            "127.0.0.1:18082:8080", "--", "/bin/sh", "-c",
+            "mkdir -p /tmp/www && echo plain-ok > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www",
+        ],
+    );
+    installed.expect_code(0);
+    let file = format!("{}/.config/systemd/user/{name}.service", machine.home());
+    assert_eq!(installed.stdout.trim(), file);
+    assert!(
+        installed.stderr.contains("podman 4.3.1 has no quadlet"),
+        "{}",
+        installed.stderr
+    );
+    let unit = format!("{name}.service");
+    machine.wait_active(&unit, "active", Duration::from_secs(60));
+    assert_eq!(machine.systemctl(&["is-enabled", &unit]), "enabled");
+    assert_eq!(fetch(&machine, "http://127.0.0.1:18082/"), "plain-ok\n");
+
+    let started = std::time::Instant::now();
+    machine
+        .podlab_in(&project, &["quadlet", "rm", name])
+        .expect_code(0);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "removing {unit} took {took:?}"
+    );
+    machine.run(&["test", "-e", &file]).expect_code(1);
+    let wants = machine.sh(&format!(
+        "ls ~/.config/systemd/user/default.target.wants/{unit} 2>/dev/null; true"
+    ));
+    assert_eq!(wants.stdout, "", "{unit} left enabled");
+    assert_gone(&machine, name);
 }

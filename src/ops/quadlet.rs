@@ -10,7 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::capabilities::{Capabilities, PodmanVersion, UnitType};
+use crate::capabilities::{Capabilities, Feature, PodmanVersion, UnitType};
+use crate::emit::quadlet::service::plain_service;
 use crate::emit::quadlet::unit::check_unit_type;
 use crate::emit::quadlet::unit::with_header;
 use crate::emit::quadlet::{container_unit, kube_unit, set};
@@ -45,6 +46,10 @@ pub struct UnitOptions {
 /// type.
 pub fn target_for(version: &str, kind: Kind) -> Result<Capabilities> {
     let caps = target(version)?;
+    if kind == Kind::Container && !caps.has(Feature::Quadlet) {
+        // A plain .service instead (see [`units`]).
+        return Ok(caps);
+    }
     check_unit_type(
         &caps,
         match kind {
@@ -59,19 +64,28 @@ pub fn target_for(version: &str, kind: Kind) -> Result<Capabilities> {
 /// Writes the units into podlab's unit directory (checking the session's ports first when
 /// none of its files is there yet); what became of each file.
 pub async fn install(built: &Built, force: bool) -> Result<Vec<(PathBuf, Written)>> {
-    let dir = units::unit_dir()?;
+    let dir = if built.plain {
+        units::service_dir()?
+    } else {
+        units::unit_dir()?
+    };
     if !built.files.iter().any(|(file, _)| dir.join(file).exists()) {
         units::check_ports(&built.session.ports)?;
     }
     units::install(&dir, &built.files, force).await
 }
 
-/// Starts (restarts) an installed `service` where a systemd user instance runs; elsewhere
-/// says what to run.
-pub fn start(service: &str) -> Result<()> {
+/// Starts (restarts) the installed service of `built` where a systemd user instance runs;
+/// elsewhere says what to run. A plain service is also enabled: quadlet applies a unit's
+/// `WantedBy=` itself, systemd does so for a plain one only through `enable`.
+pub fn start(built: &Built) -> Result<()> {
+    let service = built.service.as_str();
     if units::systemd_user_instance() {
         let name = service.strip_suffix(".service").unwrap_or(service);
         units::reload_and("restart", service, &format!("podlab quadlet rm {name}"))?;
+        if built.plain {
+            units::systemctl(&["enable", service])?;
+        }
         tracing::warn!("started {service}");
     } else {
         tracing::warn!(
@@ -98,7 +112,17 @@ pub struct Removal {
 /// Stops the unit's service where systemd runs, then removes its files (never a file podlab
 /// did not write, nor its service; an edited one only with `force`).
 pub async fn remove(name: &str, force: bool) -> Result<Removal> {
-    let dir = units::unit_dir()?;
+    // podlab's quadlet directory, or for a plain service (Podman without quadlet) the
+    // user's systemd directory.
+    let mut dir = units::unit_dir()?;
+    let mut plain = false;
+    if units::removable(&dir, name, force).is_err() {
+        let services = units::service_dir()?;
+        if services.join(format!("{name}.service")).is_file() {
+            dir = services;
+            plain = true;
+        }
+    }
     let service = format!("{name}.service");
     let running = units::systemd_user_instance();
     // Nothing is stopped that podlab will not remove.
@@ -106,6 +130,10 @@ pub async fn remove(name: &str, force: bool) -> Result<Removal> {
     if running {
         // Stop it while its unit still exists; a unit that is not loaded is no error here.
         let _ = units::systemctl(&["stop", &service]);
+        if plain {
+            // The links `enable` made; quadlet's units have none.
+            let _ = units::systemctl(&["disable", &service]);
+        }
     }
     let removed = units::remove(&dir, name, force).await?;
     Ok(Removal {
@@ -137,6 +165,8 @@ pub struct Built {
     /// The service that runs the session.
     pub service: String,
     pub session: Session,
+    /// A plain `.service` (Podman without quadlet), which goes to [`units::service_dir`].
+    pub plain: bool,
 }
 
 /// The units (and the YAML a `.kube` unit plays) of `session` for the target Podman `caps`
@@ -210,7 +240,20 @@ pub async fn units(
     for notice in &emitted.notices {
         tracing::warn!("{notice}");
     }
-    let mut files = vec![(emitted.unit.file_name(), emitted.unit.render(&caps)?)];
+    // Without quadlet (before 4.4) the container unit becomes the service quadlet would have
+    // generated from it.
+    let plain = kind == Kind::Container && !caps.has(Feature::Quadlet);
+    let main = if plain {
+        tracing::warn!(
+            "podman {} has no quadlet (it needs {}): writing a plain systemd service instead",
+            caps.version(),
+            Feature::Quadlet.since()
+        );
+        (format!("{name}.service"), plain_service(&emitted.unit)?)
+    } else {
+        (emitted.unit.file_name(), emitted.unit.render(&caps)?)
+    };
+    let mut files = vec![main];
     for unit in &companions {
         files.push((unit.file_name(), unit.render(&caps)?));
     }
@@ -219,6 +262,7 @@ pub async fn units(
         files,
         service: format!("{name}.service"),
         session,
+        plain,
     })
 }
 

@@ -31,6 +31,12 @@ pub fn unit_dir() -> Result<PathBuf> {
     Ok(config.join("containers/systemd").join(SUBDIR))
 }
 
+/// `$XDG_CONFIG_HOME/systemd/user` (`~/.config/...` by default): where plain `.service`
+/// units go for a Podman without quadlet.
+pub fn service_dir() -> Result<PathBuf> {
+    Ok(crate::host::xdg::config_home()?.join("systemd/user"))
+}
+
 /// The host decisions for a unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
@@ -219,7 +225,7 @@ fn candidates(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
     let candidates: Vec<PathBuf> = UnitType::ALL
         .iter()
         .map(|unit| unit.extension())
-        .chain(["yaml"])
+        .chain(["yaml", "service"])
         .map(|extension| dir.join(format!("{name}.{extension}")))
         .filter(|path| path.is_file())
         .collect();
