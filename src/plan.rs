@@ -37,6 +37,20 @@ pub struct GpuPlan {
     pub mode: GpuMode,
     pub names: Vec<String>,
     pub notices: Vec<Warning>,
+    /// The host driver's version and the selected GPUs' models, when GPUs are planned: what
+    /// [`plan_compat`] decides with.
+    pub driver: Option<DriverFacts>,
+    /// Environment the container gets besides the GPU edits' (see [`plan_compat`]).
+    pub env: Vec<(String, String)>,
+}
+
+/// The host side of the forward-compatibility decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverFacts {
+    pub version: String,
+    /// `(index, model)` of each selected GPU; the model is unknown without the driver's proc
+    /// files.
+    pub gpus: Vec<(u32, Option<String>)>,
 }
 
 /// Decides how the requested GPUs reach the container.
@@ -49,6 +63,8 @@ pub fn plan_gpus(
         mode: GpuMode::None,
         names: Vec::new(),
         notices,
+        driver: None,
+        env: Vec::new(),
     };
     if *request == GpuRequest::None {
         return Ok(none(Vec::new()));
@@ -69,11 +85,26 @@ pub fn plan_gpus(
         }
     };
     let names = selected_names(request, &inventory)?;
+    let driver = Some(DriverFacts {
+        version: inventory.driver_version.clone(),
+        gpus: inventory
+            .gpus
+            .iter()
+            .filter(|gpu| {
+                names
+                    .iter()
+                    .any(|name| name == "all" || *name == gpu.index.to_string())
+            })
+            .map(|gpu| (gpu.index, gpu.model.clone()))
+            .collect(),
+    });
     if let Some(qualified) = cdi_names_in(&store::podman_spec_dirs(caps), &names) {
         return Ok(GpuPlan {
             mode: GpuMode::Cdi(qualified),
             names,
             notices: Vec::new(),
+            driver,
+            env: Vec::new(),
         });
     }
     let generated = generate::generate(&inventory, roots, &Options::default())?;
@@ -92,7 +123,102 @@ pub fn plan_gpus(
         mode: GpuMode::Inline(edits),
         names,
         notices: generated.warnings,
+        driver,
+        env: Vec::new(),
     })
+}
+
+/// Where NVIDIA's CUDA images keep the `cuda-compat` package's libraries: a libcuda (with its
+/// JIT compilers) for a driver newer than the host's, which lets a CUDA newer than the host
+/// driver run on data-center GPUs.
+pub const COMPAT_DIR: &str = "/usr/local/cuda/compat";
+
+/// The compat libcuda's SONAME link, whose target names its driver version.
+pub const COMPAT_LIBCUDA: &str = "/usr/local/cuda/compat/libcuda.so.1";
+
+/// Whether an image may carry compat libraries worth a probe: NVIDIA's CUDA images (the ones
+/// that ship `cuda-compat`) say their CUDA version in `CUDA_VERSION`.
+pub fn is_cuda_image(image_env: &[String]) -> bool {
+    image_env
+        .iter()
+        .any(|entry| entry.starts_with("CUDA_VERSION="))
+}
+
+/// CUDA forward compatibility without NVIDIA's `enable-cuda-compat` hook (which runs ldconfig
+/// in the container). `compat_libcuda` is where the image's [`COMPAT_LIBCUDA`] leads
+/// (`.../libcuda.so.575.57.08`), `None` when it has none. When that driver version is newer
+/// than the host's and every selected GPU supports forward compatibility, the container's
+/// `LD_LIBRARY_PATH` gets [`COMPAT_DIR`] first (the image's own value after it), so the
+/// loader takes the compat libcuda before the host's mounted one; otherwise the host's libcuda
+/// stays and a notice says why. Only data-center GPUs (and some workstation ones) support
+/// forward compatibility: GeForce and TITAN boards are known not to and keep the host's;
+/// a GPU whose model is unknown is given the benefit of the doubt, and the notice says so.
+pub fn plan_compat(gpus: &mut GpuPlan, compat_libcuda: Option<&str>, image_env: &[String]) {
+    let (Some(target), Some(driver)) = (compat_libcuda, &gpus.driver) else {
+        return;
+    };
+    let Some(compat) = Path::new(target)
+        .file_name()
+        .and_then(|name| name.to_str())
+        .and_then(|name| name.strip_prefix("libcuda.so."))
+        .filter(|version| crate::gpu::is_version(version))
+    else {
+        return;
+    };
+    let host = driver.version.as_str();
+    let notice = |message: String, hint: Option<&str>| Warning {
+        message,
+        hint: hint.map(str::to_owned),
+    };
+    if version_key(compat) <= version_key(host) {
+        gpus.notices.push(notice(
+            format!(
+                "the image's CUDA forward-compatibility libcuda {compat} is not newer than the host driver {host}: using the host's libcuda"
+            ),
+            None,
+        ));
+        return;
+    }
+    let consumer = driver.gpus.iter().find(|(_, model)| {
+        model
+            .as_deref()
+            .is_some_and(|model| model.contains("GeForce") || model.contains("TITAN"))
+    });
+    if let Some((index, model)) = consumer {
+        gpus.notices.push(notice(
+            format!(
+                "the image carries CUDA forward-compatibility libcuda {compat} for a driver newer than the host's {host}, but GPU {index} ({}) does not support forward compatibility: using the host's libcuda; CUDA programs that need driver {compat} will fail",
+                model.as_deref().unwrap_or_default()
+            ),
+            Some(&format!("upgrade the host driver to {compat} or newer")),
+        ));
+        return;
+    }
+    let unknown = driver.gpus.iter().any(|(_, model)| model.is_none());
+    gpus.notices.push(notice(
+        format!(
+            "using the image's CUDA forward-compatibility libcuda {compat} (newer than the host driver {host}){}",
+            if unknown { "; the GPU model is unknown here, so its support for it could not be checked" } else { "" }
+        ),
+        None,
+    ));
+    let image_path = image_env
+        .iter()
+        .find_map(|entry| entry.strip_prefix("LD_LIBRARY_PATH="))
+        .filter(|value| !value.is_empty());
+    let value = match image_path {
+        Some(rest) => format!("{COMPAT_DIR}:{rest}"),
+        None => COMPAT_DIR.to_owned(),
+    };
+    gpus.env.push(("LD_LIBRARY_PATH".to_owned(), value));
+}
+
+/// `550.163.01` as numbers, for ordering driver versions.
+fn version_key(version: &str) -> Vec<u64> {
+    version
+        .split('.')
+        .map(|part| part.parse().unwrap_or(0))
+        .collect()
 }
 
 /// The spec's device names for the request: `all`, or one per selected GPU.
@@ -255,11 +381,33 @@ impl ContainerPlan {
                 mode: GpuMode::None,
                 names: Vec::new(),
                 notices: Vec::new(),
+                driver: None,
+                env: Vec::new(),
             },
             label_disable: false,
             init: true,
         }
     }
+}
+
+/// `--gpus-per-node N` (a multi-node job's GPUs on each node) against `--gpus`: no more than
+/// a list names, none with `none`; `all` and the default leave the count to the flag (a
+/// cluster's nodes need not look like this host).
+pub fn check_gpus_per_node(request: &GpuRequest, per_node: u32) -> Result<()> {
+    let named = match request {
+        GpuRequest::List(selectors) => selectors.len(),
+        GpuRequest::None => 0,
+        GpuRequest::All | GpuRequest::Auto => return Ok(()),
+    };
+    if usize::try_from(per_node).is_ok_and(|per_node| per_node > named) {
+        return Err(Error::user(format!(
+            "--gpus-per-node {per_node} is more GPUs than --gpus names ({named})"
+        ))
+        .hint(format!(
+            "name as many (--gpus all, or a list of {per_node} indices), or pass --gpus-per-node {named}"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether SELinux enforces on this host.
@@ -427,5 +575,115 @@ mod tests {
         assert_eq!(plan.mode, GpuMode::None);
         assert_eq!(plan.notices.len(), 1);
         assert!(plan_gpus(&GpuRequest::All, &fixture.roots, &caps).is_err());
+    }
+
+    /// A plan for GPUs on a host with driver `version`, GPU models as given.
+    fn gpu_plan(version: &str, models: &[Option<&str>]) -> GpuPlan {
+        GpuPlan {
+            mode: GpuMode::Cdi(vec!["nvidia.com/gpu=all".to_owned()]),
+            names: vec!["all".to_owned()],
+            notices: Vec::new(),
+            driver: Some(DriverFacts {
+                version: version.to_owned(),
+                gpus: (0..)
+                    .zip(models)
+                    .map(|(index, model)| (index, model.map(str::to_owned)))
+                    .collect(),
+            }),
+            env: Vec::new(),
+        }
+    }
+
+    const COMPAT_575: &str = "/usr/local/cuda-12.9/compat/libcuda.so.575.57.08";
+
+    /// Issue 12: a CUDA image newer than the host driver got no compat handling; now its compat
+    /// libcuda comes first on the loader's path, before the image's own directories.
+    #[test]
+    fn forward_compat_libs_newer_than_the_host_driver_are_used() {
+        let mut gpus = gpu_plan("550.163.01", &[Some("NVIDIA H100 80GB HBM3")]);
+        let env = [
+            "CUDA_VERSION=12.9.0".to_owned(),
+            "LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64".to_owned(),
+        ];
+        assert!(is_cuda_image(&env));
+        plan_compat(&mut gpus, Some(COMPAT_575), &env);
+        assert_eq!(
+            gpus.env,
+            [(
+                "LD_LIBRARY_PATH".to_owned(),
+                "/usr/local/cuda/compat:/usr/local/nvidia/lib:/usr/local/nvidia/lib64".to_owned()
+            )]
+        );
+        assert!(
+            gpus.notices[0]
+                .message
+                .contains("using the image's CUDA forward-compatibility libcuda 575.57.08"),
+            "{:?}",
+            gpus.notices
+        );
+        // Without an image value, the compat directory alone; an unknown model is said so.
+        let mut gpus = gpu_plan("550.163.01", &[None]);
+        plan_compat(
+            &mut gpus,
+            Some(COMPAT_575),
+            &["CUDA_VERSION=12.9.0".to_owned()],
+        );
+        assert_eq!(
+            gpus.env,
+            [("LD_LIBRARY_PATH".to_owned(), COMPAT_DIR.to_owned())]
+        );
+        assert!(
+            gpus.notices[0].message.contains("could not be checked"),
+            "{:?}",
+            gpus.notices
+        );
+    }
+
+    #[test]
+    fn forward_compat_libs_not_newer_keep_the_host_libcuda_and_say_so() {
+        for (host, compat) in [("575.57.08", COMPAT_575), ("580.65.06", COMPAT_575)] {
+            let mut gpus = gpu_plan(host, &[Some("NVIDIA A100-SXM4-80GB")]);
+            plan_compat(&mut gpus, Some(compat), &[]);
+            assert!(gpus.env.is_empty(), "{host}");
+            assert!(
+                gpus.notices[0].message.contains(&format!(
+                    "not newer than the host driver {host}: using the host's libcuda"
+                )),
+                "{:?}",
+                gpus.notices
+            );
+        }
+    }
+
+    #[test]
+    fn forward_compat_needs_a_gpu_that_supports_it() {
+        let mut gpus = gpu_plan(
+            "550.163.01",
+            &[
+                Some("NVIDIA H100 80GB HBM3"),
+                Some("NVIDIA GeForce RTX 4090"),
+            ],
+        );
+        plan_compat(&mut gpus, Some(COMPAT_575), &[]);
+        assert!(gpus.env.is_empty());
+        let notice = &gpus.notices[0];
+        assert!(notice.message.contains("GPU 1 (NVIDIA GeForce RTX 4090) does not support forward compatibility: using the host's libcuda"), "{notice:?}");
+        assert_eq!(
+            notice.hint.as_deref(),
+            Some("upgrade the host driver to 575.57.08 or newer")
+        );
+    }
+
+    #[test]
+    fn no_compat_libs_or_no_gpus_change_nothing() {
+        let mut gpus = gpu_plan("550.163.01", &[Some("Tesla T4")]);
+        plan_compat(&mut gpus, None, &[]);
+        plan_compat(&mut gpus, Some("/usr/local/cuda/compat/libcuda.so"), &[]);
+        assert!(gpus.env.is_empty() && gpus.notices.is_empty());
+        let mut none = gpu_plan("550.163.01", &[]);
+        none.driver = None;
+        plan_compat(&mut none, Some(COMPAT_575), &[]);
+        assert!(none.env.is_empty() && none.notices.is_empty());
+        assert!(!is_cuda_image(&["PATH=/usr/bin".to_owned()]));
     }
 }

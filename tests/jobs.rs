@@ -83,7 +83,7 @@ fn build_with_a_build_arg_then_run_the_tag() {
     let Some(host) = host() else { return };
     let project = host.user_dir("build");
     let name = project_name(&project);
-    let tag = format!("localhost/{name}:latest");
+    let tag = podlab::session::default_tag(&name, &project);
     let bad_tag = format!("localhost/{name}-bad:latest");
     let mut cleanup = Cleanup {
         host,
@@ -160,7 +160,7 @@ fn build_sends_only_what_the_containerignore_leaves() {
     let Some(host) = host() else { return };
     let project = host.user_dir("build-ignore");
     let name = project_name(&project);
-    let tag = format!("localhost/{name}:latest");
+    let tag = podlab::session::default_tag(&name, &project);
     let _cleanup = Cleanup {
         host,
         project: name.clone(),

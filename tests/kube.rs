@@ -759,3 +759,312 @@ fn bad_session_names_fail_clearly() {
     assert!(run.stderr.contains("hint: podlab ps"), "{}", run.stderr);
     let _ = fs::remove_dir_all(project);
 }
+
+// --- Multi-node training (issue 16) ---------------------------------------------------------
+
+/// JobSet's published CRD, kept as test data (see its SOURCE).
+fn jobset_crd() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jobset/jobset.x-k8s.io_jobsets.yaml")
+}
+
+/// `validate-crd.py CRD FILE` with the python of kubernetes-validate's venv (its `jsonschema`
+/// and PyYAML); the run.
+fn validate_crd(tool: &Path, file: &Path) -> std::process::Output {
+    let python = tool.with_file_name("python");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/host/validate-crd.py");
+    Command::new(python)
+        .arg(script)
+        .arg(jobset_crd())
+        .arg(file)
+        .output()
+        .expect("run validate-crd.py")
+}
+
+/// The arguments of a 2-node, 4-GPU-per-node training on a cluster, of `kind`.
+fn multi_node_args<'a>(host: &'a TestHost, kind: &'a str, file: &'a str) -> Vec<&'a str> {
+    vec![
+        "kube",
+        "generate",
+        "--target",
+        "kubernetes",
+        "--kind",
+        kind,
+        "--nodes",
+        "2",
+        "--gpus-per-node",
+        "4",
+        "--volumes",
+        "pvc",
+        "--queue",
+        "team-a",
+        "--runtime-class",
+        "nvidia",
+        "--name",
+        "train",
+        "--image",
+        &host.image,
+        "-e",
+        "NCCL_DEBUG=INFO",
+        "-o",
+        file,
+        "--",
+        "torchrun",
+        "train.py",
+    ]
+}
+
+#[test]
+fn multi_node_job_passes_the_kubernetes_schemas() {
+    let Some(host) = host() else { return };
+    let Some(tool) = kubernetes_validate() else {
+        return;
+    };
+    let project = host.user_dir("kube-indexed-job");
+    let file = project.join("train.yaml");
+    let file_arg = file.display().to_string();
+    podlab(host, &project, &multi_node_args(host, "job", &file_arg)).expect_code(0);
+    assert_schema_valid(&tool, &file);
+    let text = fs::read_to_string(&file).expect("read");
+    for expected in [
+        "kind: Job",
+        "completionMode: Indexed",
+        "completions: 2",
+        "parallelism: 2",
+        "backoffLimit: 0",
+        "subdomain: train",
+        "kind: Service",
+        "clusterIP: None",
+        "value: train-0.train",
+        "fieldPath: metadata.annotations['batch.kubernetes.io/job-completion-index']",
+        "kueue.x-k8s.io/queue-name: team-a",
+        "nvidia.com/gpu: \"4\"",
+        "key: nvidia.com/gpu",
+        "medium: Memory",
+        "runtimeClassName: nvidia",
+        "name: NCCL_DEBUG",
+        "- ReadWriteMany",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    let _ = fs::remove_dir_all(project);
+}
+
+#[test]
+fn jobset_passes_jobsets_published_crd() {
+    let Some(host) = host() else { return };
+    let Some(tool) = kubernetes_validate() else {
+        return;
+    };
+    let project = host.user_dir("kube-jobset");
+    let file = project.join("train.yaml");
+    let file_arg = file.display().to_string();
+    podlab(host, &project, &multi_node_args(host, "jobset", &file_arg)).expect_code(0);
+    let run = validate_crd(&tool, &file);
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        out.contains("PASS JobSet/train against jobset.x-k8s.io/v1alpha2"),
+        "{out}"
+    );
+    let text = fs::read_to_string(&file).expect("read");
+    assert!(text.contains("value: train-node-0-0.train"), "{text}");
+    // The claims beside it are core kinds: kubernetes-validate checks them.
+    let claims: Vec<&str> = text
+        .split("---\n")
+        .filter(|doc| doc.contains("kind: PersistentVolumeClaim"))
+        .collect();
+    assert_eq!(claims.len(), 1, "{text}");
+    let claim = project.join("claim.yaml");
+    fs::write(&claim, claims[0]).expect("write");
+    assert_schema_valid(&tool, &claim);
+    // The validator is strict: an unknown field and a duplicate env name fail it.
+    let bogus = project.join("bogus.yaml");
+    fs::write(
+        &bogus,
+        text.replace(
+            "completionMode: Indexed",
+            "completionMode: Indexed\n        bogusField: 1",
+        ),
+    )
+    .expect("write");
+    let run = validate_crd(&tool, &bogus);
+    assert!(!run.status.success(), "an unknown field passed");
+    assert!(String::from_utf8_lossy(&run.stdout).contains("'bogusField' was unexpected"));
+    let _ = fs::remove_dir_all(project);
+}
+
+#[test]
+fn kube_generate_from_a_running_session_makes_a_multi_node_job() {
+    let Some(host) = host() else { return };
+    let Some(tool) = kubernetes_validate() else {
+        return;
+    };
+    let _guard = common::shared_socket();
+    let project = host.user_dir("kube-mn-session");
+    let name = format!("mn-session-{}", std::process::id());
+    let _containers = ContainerGuard {
+        host,
+        names: vec![name.clone()],
+    };
+    common::start_session(host, &project, &name, free_port());
+    let file = project.join("train.yaml");
+    let file_arg = file.display().to_string();
+    let args = [
+        "kube",
+        "generate",
+        &name,
+        "--target",
+        "kubernetes",
+        "--kind",
+        "job",
+        "--nodes",
+        "3",
+        "--gpus-per-node",
+        "1",
+        "--volumes",
+        "pvc",
+        "-o",
+        &file_arg,
+    ];
+    podlab(host, &project, &args).expect_code(0);
+    assert_schema_valid(&tool, &file);
+    let text = fs::read_to_string(&file).expect("read");
+    for expected in [
+        "completions: 3",
+        &format!("value: {name}-0.{name}"),
+        "name: WHEN",
+        "value: \"2024-01-01\"",
+        "nvidia.com/gpu: \"1\"",
+        "mountPath: /data",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    let _ = fs::remove_dir_all(project);
+}
+
+/// `kube generate ARGS` in a fresh project; the run, which must fail with a hint and print
+/// nothing on stdout.
+#[track_caller]
+fn refused(host: &TestHost, dir: &str, args: &[&str]) -> Run {
+    let project = host.user_dir(dir);
+    let mut all = vec!["kube", "generate", "--image", &host.image];
+    all.extend_from_slice(args);
+    let run = podlab(host, &project, &all);
+    run.expect_code(1);
+    assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    let _ = fs::remove_dir_all(project);
+    run
+}
+
+#[test]
+fn nodes_0_is_refused_with_a_hint() {
+    let Some(host) = host() else { return };
+    let run = refused(
+        host,
+        "kube-nodes-0",
+        &["--target", "kubernetes", "--kind", "job", "--nodes", "0"],
+    );
+    assert!(
+        run.stderr
+            .contains("--nodes 0: a training run needs at least one node"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn gpus_per_node_over_what_gpus_names_is_refused() {
+    let Some(host) = host() else { return };
+    let run = refused(
+        host,
+        "kube-gpus-per-node",
+        &[
+            "--target",
+            "kubernetes",
+            "--kind",
+            "job",
+            "--nodes",
+            "2",
+            "--volumes",
+            "pvc",
+            "--gpus",
+            "0",
+            "--gpus-per-node",
+            "2",
+        ],
+    );
+    assert!(
+        run.stderr
+            .contains("--gpus-per-node 2 is more GPUs than --gpus names (1)"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn host_path_on_a_multi_node_target_is_refused() {
+    let Some(host) = host() else { return };
+    let run = refused(
+        host,
+        "kube-hostpath",
+        &["--target", "kubernetes", "--kind", "jobset", "--nodes", "2"],
+    );
+    assert!(
+        run.stderr.contains("cannot be mounted on a 2-node run"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--volumes pvc"), "{}", run.stderr);
+}
+
+#[test]
+fn session_name_over_63_character_dns_names_is_refused() {
+    let Some(host) = host() else { return };
+    let name = format!("t{}", "x".repeat(59));
+    let run = refused(
+        host,
+        "kube-long-name",
+        &[
+            "--target",
+            "kubernetes",
+            "--kind",
+            "jobset",
+            "--nodes",
+            "2",
+            "--volumes",
+            "pvc",
+            "--name",
+            &name,
+        ],
+    );
+    assert!(
+        run.stderr.contains("a DNS label holds 63"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("--name with at most 54 characters"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn podman_flavor_refuses_more_than_one_node() {
+    let Some(host) = host() else { return };
+    let run = refused(
+        host,
+        "kube-podman-nodes",
+        &["--kind", "job", "--nodes", "2"],
+    );
+    assert!(
+        run.stderr.contains("ignores its completions"),
+        "{}",
+        run.stderr
+    );
+}

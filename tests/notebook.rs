@@ -369,15 +369,11 @@ fn taken_names_busy_ports_and_bad_names_change_nothing() {
     let long = "n".repeat(250);
     refuse(
         &install_args(&long, &host.image, &other_port),
-        "would be rejected by systemd",
+        "podlab takes at most 237",
     );
     let run = scratch.podlab(&install_args("a@b", &host.image, &other_port));
     run.expect_code(1);
-    assert!(
-        run.stderr.contains("invalid container name"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("invalid name"), "{}", run.stderr);
     assert_eq!(scratch.listing(), before);
 
     scratch.podlab(&["notebook", "rm", &first]).expect_code(0);

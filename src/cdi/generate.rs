@@ -5,6 +5,20 @@
 //! Debian/Ubuntu, `/usr/lib64` for Fedora/RHEL, `/usr/local/nvidia/lib64` for NVIDIA's CUDA
 //! images), so `dlopen("libcuda.so.1")` works with no createContainer hook and no `ldconfig`
 //! in the container. `--hooks nvidia-cdi-hook` reproduces NVIDIA's hooked form instead.
+//!
+//! Programs that look for the driver rather than just load it need more than the loader does:
+//! Triton (and so `torch.compile`) asks `ldconfig -p` for `libcuda.so.1`, then the
+//! `LD_LIBRARY_PATH` directories, then `TRITON_LIBCUDA_PATH`, and links its launcher with
+//! `-lcuda`, which needs the development name `libcuda.so` beside it. The image's
+//! `ld.so.cache` is left alone: a spec does not know the image, and even where podlab does (its
+//! own sessions) a cache mounted over the image's would be read-only, so the image's own
+//! `ldconfig` (run by every `apt-get install` of a library) would fail to replace it. Nor is
+//! `LD_LIBRARY_PATH` set: Podman replaces the image's value with the spec's, which breaks
+//! images that rely on theirs. So each library is also
+//! mounted under the development names its packages ship (`libcuda.so` always), and
+//! [`TRITON_LIBCUDA_PATH`] names a directory that holds both `libcuda.so.1` and `libcuda.so`:
+//! a variable nothing else reads. With a compiler in the image, `ctypes.util.find_library`
+//! finds `libcuda.so` through the linker's default directories as well.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -15,6 +29,13 @@ use crate::gpu::{DeviceNode, DriverRoots, rootfs};
 use crate::{Error, Result};
 
 use super::spec::{ContainerEdits, Device, DeviceNode as SpecNode, Hook, Mount, Spec};
+
+/// Triton's override of its libcuda search, set to [`TRITON_LIBCUDA_DIR`] in the hook-free form.
+pub const TRITON_LIBCUDA_PATH: &str = "TRITON_LIBCUDA_PATH";
+
+/// The container directory Triton is pointed at: one of [`container_library_dirs`], the one
+/// NVIDIA's CUDA images and GPU operators use, so it exists whatever the image's layout.
+pub const TRITON_LIBCUDA_DIR: &str = "/usr/local/nvidia/lib64";
 
 /// Mount options for driver files, as NVIDIA's generator uses.
 pub const MOUNT_OPTIONS: [&str; 5] = ["ro", "nosuid", "nodev", "rbind", "rprivate"];
@@ -184,13 +205,21 @@ pub fn generate(
     mounts.sort_by(|a, b| a.container_path.cmp(&b.container_path));
     mounts.dedup_by(|a, b| a.container_path == b.container_path);
 
+    let mut env = vec!["NVIDIA_VISIBLE_DEVICES=void".to_owned()];
+    let has_libcuda = inventory
+        .libraries
+        .iter()
+        .any(|lib| lib.soname == "libcuda.so.1");
+    if options.hooks == HookMode::None && has_libcuda {
+        env.push(format!("{TRITON_LIBCUDA_PATH}={TRITON_LIBCUDA_DIR}"));
+    }
     let mut spec = Spec {
         cdi_version: String::new(),
         kind: options.kind.clone(),
         annotations: BTreeMap::default(),
         devices: std::mem::take(&mut devices),
         container_edits: ContainerEdits {
-            env: vec!["NVIDIA_VISIBLE_DEVICES=void".to_owned()],
+            env,
             device_nodes: inventory.shared_nodes.iter().map(node).collect(),
             hooks: match options.hooks {
                 HookMode::None => Vec::new(),
@@ -249,6 +278,8 @@ fn mount(host: &Path, container: &Path, extra: &[&str]) -> Mount {
     }
 }
 
+/// Each library at its SONAME and at each of its aliases, in every directory of
+/// [`container_library_dirs`].
 fn hook_free_library_mounts(inventory: &Inventory) -> Vec<Mount> {
     let mut mounts = Vec::new();
     for dir in container_library_dirs() {
@@ -258,7 +289,9 @@ fn hook_free_library_mounts(inventory: &Inventory) -> Vec<Mount> {
             } else {
                 PathBuf::from(&dir)
             };
-            mounts.push(mount(&lib.host, &base.join(&lib.soname), &[]));
+            for name in std::iter::once(&lib.soname).chain(&lib.aliases) {
+                mounts.push(mount(&lib.host, &base.join(name), &[]));
+            }
         }
     }
     mounts

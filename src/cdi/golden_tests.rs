@@ -12,11 +12,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::document::{Format, render};
-use super::generate::{Generated, HookMode, Options, generate};
+use super::generate::{Generated, HookMode, Options, TRITON_LIBCUDA_DIR, generate};
 use super::spec::Spec;
 use super::validate::validate_text;
 use crate::capabilities::CdiVersion;
-use crate::gpu::fixtures::{self, Fixture};
+use crate::gpu::fixtures::{self, Fixture, Manifest};
 use crate::gpu::inventory::{Inventory, discover};
 
 /// Every golden file, by case name.
@@ -202,12 +202,12 @@ fn golden_debian_like() {
     assert_eq!(cuda.len(), 1);
     assert_eq!(
         normalise(&fixture, cuda[0]),
-        real(&format!("libcuda.so.{}", fixtures::V550))
+        real(&format!("libcuda.so.{}", fixture.version))
     );
     let nvvm = mounts_at(spec, "/usr/lib/x86_64-linux-gnu/libnvidia-nvvm.so.4");
     assert_eq!(
         normalise(&fixture, nvvm[0]),
-        real(&format!("libnvidia-nvvm.so.{}", fixtures::V550))
+        real(&format!("libnvidia-nvvm.so.{}", fixture.version))
     );
     // nvidia-smi is the real binary behind the alternative link.
     let smi = mounts_at(spec, "/usr/bin/nvidia-smi");
@@ -255,7 +255,7 @@ fn golden_debian_like_nvidia_cdi_hook() {
     // Libraries at their host paths, and the hooks NVIDIA's form needs.
     let dir = "/usr/lib/x86_64-linux-gnu/nvidia/current";
     assert_eq!(
-        mounts_at(spec, &format!("{dir}/libcuda.so.{}", fixtures::V550)).len(),
+        mounts_at(spec, &format!("{dir}/libcuda.so.{}", fixture.version)).len(),
         1
     );
     assert!(mounts_at(spec, "/usr/lib/x86_64-linux-gnu/libcuda.so.1").is_empty());
@@ -302,17 +302,13 @@ fn golden_ubuntu_flat() {
         normalise(&fixture, vdpau[0]),
         format!(
             "/ROOT{multiarch}/vdpau/libvdpau_nvidia.so.{}",
-            fixtures::V570
+            fixture.version
         )
     );
     for (soname, file) in [
-        (
-            "libnvidia-egl-wayland.so.1",
-            "libnvidia-egl-wayland.so.1.1.13",
-        ),
         ("libnvidia-egl-gbm.so.1", "libnvidia-egl-gbm.so.1.1.2"),
-        ("libnvidia-egl-xcb.so.1", "libnvidia-egl-xcb.so.1.0.1"),
-        ("libnvidia-egl-xlib.so.1", "libnvidia-egl-xlib.so.1.0.1"),
+        ("libnvidia-egl-xcb.so.1", "libnvidia-egl-xcb.so.1.0.4"),
+        ("libnvidia-egl-xlib.so.1", "libnvidia-egl-xlib.so.1.0.4"),
     ] {
         let host = mounts_at(spec, &format!("{multiarch}/{soname}"));
         assert_eq!(host.len(), 1, "{soname}");
@@ -393,12 +389,17 @@ fn golden_fedora_lib64() {
     let cuda = mounts_at(spec, "/usr/lib64/libcuda.so.1");
     assert_eq!(
         normalise(&fixture, cuda[0]),
-        format!("/ROOT/usr/lib64/libcuda.so.{}", fixtures::V570)
+        format!("/ROOT/usr/lib64/libcuda.so.{}", fixture.version)
     );
-    let wayland = mounts_at(spec, "/usr/lib64/libnvidia-egl-wayland.so.1");
+    // The Vulkan ICD file carries the architecture in its name on Fedora.
     assert_eq!(
-        normalise(&fixture, wayland[0]),
-        "/ROOT/usr/lib64/libnvidia-egl-wayland.so.1.1.13"
+        mounts_at(spec, "/usr/share/vulkan/icd.d/nvidia_icd.x86_64.json").len(),
+        1
+    );
+    // The 32-bit one too: the loader reads every file there and skips what it cannot load.
+    assert_eq!(
+        mounts_at(spec, "/usr/share/vulkan/icd.d/nvidia_icd.i686.json").len(),
+        1
     );
     assert_eq!(
         normalise(
@@ -407,7 +408,7 @@ fn golden_fedora_lib64() {
         ),
         format!(
             "/ROOT/usr/lib64/vdpau/libvdpau_nvidia.so.{}",
-            fixtures::V570
+            fixture.version
         )
     );
     assert!(case.warnings.is_empty(), "{:?}", case.warnings);
@@ -429,7 +430,10 @@ fn golden_usr_local_nvidia() {
             &fixture,
             mounts_at(spec, "/usr/local/nvidia/lib64/libcuda.so.1")[0]
         ),
-        format!("/ROOT/usr/local/nvidia/lib64/libcuda.so.{}", fixtures::V550)
+        format!(
+            "/ROOT/usr/local/nvidia/lib64/libcuda.so.{}",
+            fixture.version
+        )
     );
     for binary in [
         "nvidia-smi",
@@ -467,7 +471,7 @@ fn golden_split_roots() {
         driver("/usr/lib/x86_64-linux-gnu/libcuda.so.1"),
         format!(
             "/ROOT/usr/lib/x86_64-linux-gnu/libcuda.so.{}",
-            fixtures::V570
+            fixture.version
         )
     );
     assert_eq!(driver("/usr/bin/nvidia-smi"), "/ROOT/usr/bin/nvidia-smi");
@@ -556,12 +560,13 @@ fn golden_half_installed() {
         warnings.contains("/dev/nvidia-uvm is missing"),
         "{warnings}"
     );
-    for broken in fixtures::HALF_INSTALLED_BROKEN {
+    for stem in fixtures::HALF_INSTALLED_BROKEN {
+        let broken = format!("{stem}.so.{}", fixture.version);
         assert!(
             warnings.contains(&format!("skipping /ROOT/usr/lib/x86_64-linux-gnu/{broken}")),
             "{broken}: {warnings}"
         );
-        assert!(!case.text.contains(broken), "{broken} mounted");
+        assert!(!case.text.contains(&broken), "{broken} mounted");
     }
     assert!(
         warnings.contains("/dev/nvidia-caps is missing"),
@@ -643,4 +648,150 @@ fn first_difference_names_the_line() {
     );
     let text = first_difference("a\n", "a\nb\n").unwrap();
     assert!(text.contains("golden:    <end of file>"), "{text}");
+}
+
+/// Issue 12: every 64-bit library of the driver's version that the real packages install is
+/// mounted, wherever they install it (Debian keeps `libnvidia-gpucomp`, `-glcore`, `-eglcore`,
+/// ... in the multiarch directory, not beside libcuda), and so are the graphics stack's JSON
+/// files; compared with the manifests' package file lists, not with a list of names.
+#[test]
+fn libraries_outside_libcudas_directory_are_mounted() {
+    type Case = (fn() -> Fixture, &'static str);
+    let cases: [Case; 4] = [
+        (fixtures::debian_like, "debian-trixie"),
+        (fixtures::ubuntu_flat, "ubuntu-noble"),
+        (fixtures::fedora_lib64, "fedora-rpmfusion"),
+        (fixtures::usr_local_nvidia, "usr-local-nvidia"),
+    ];
+    for (build, manifest) in cases {
+        let fixture = build();
+        let case = run(&fixture, &Options::default());
+        let mounted: BTreeSet<PathBuf> = case
+            .generated
+            .spec
+            .container_edits
+            .mounts
+            .iter()
+            .filter_map(|mount| fs::canonicalize(&mount.host_path).ok())
+            .collect();
+        let manifest = Manifest::load(manifest);
+        let libraries = manifest.libraries();
+        assert!(libraries.len() > 10, "{}: {libraries:?}", fixture.name);
+        for path in libraries {
+            let host = fixture.roots.driver_root.join(path.trim_start_matches('/'));
+            let Ok(real) = fs::canonicalize(&host) else {
+                continue;
+            };
+            let name = real.file_name().unwrap().to_string_lossy().into_owned();
+            // X server modules and the like are not the driver's loadable libraries.
+            if !name.contains(&format!(".so.{}", fixture.version))
+                && !name.starts_with("libnvidia-")
+            {
+                continue;
+            }
+            assert!(
+                mounted.contains(&real),
+                "{}: {path} is installed by the driver's packages but not mounted",
+                fixture.name
+            );
+        }
+    }
+    let fixture = fixtures::debian_like();
+    let case = run(&fixture, &Options::default());
+    let spec = &case.generated.spec;
+    let gpucomp = format!("libnvidia-gpucomp.so.{}", fixture.version);
+    assert_eq!(
+        mounts_at(spec, &format!("/usr/lib/x86_64-linux-gnu/{gpucomp}"))
+            .iter()
+            .map(|host| normalise(&fixture, host))
+            .collect::<Vec<_>>(),
+        [format!("/ROOT/usr/lib/x86_64-linux-gnu/{gpucomp}")]
+    );
+    for config in [
+        "/usr/share/glvnd/egl_vendor.d/10_nvidia.json",
+        "/usr/share/egl/egl_external_platform.d/10_nvidia_wayland.json",
+        "/usr/share/egl/egl_external_platform.d/15_nvidia_gbm.json",
+        "/usr/share/vulkan/icd.d/nvidia_icd.json",
+        "/usr/share/vulkan/implicit_layer.d/nvidia_layers.json",
+        "/etc/OpenCL/vendors/nvidia.icd",
+    ] {
+        assert_eq!(mounts_at(spec, config).len(), 1, "{config}");
+    }
+    // GBM's backend, behind Debian's alternatives link.
+    let gbm = mounts_at(spec, "/usr/lib/x86_64-linux-gnu/gbm/nvidia-drm_gbm.so");
+    assert_eq!(
+        gbm.iter()
+            .map(|host| normalise(&fixture, host))
+            .collect::<Vec<_>>(),
+        [format!(
+            "/ROOT/usr/lib/x86_64-linux-gnu/nvidia/current/libnvidia-allocator.so.{}",
+            fixture.version
+        )]
+    );
+}
+
+/// Issue 12: "libcuda.so cannot found!". Triton finds libcuda through `ldconfig -p`, then
+/// `LD_LIBRARY_PATH`, then `TRITON_LIBCUDA_PATH`, and links with `-lcuda`: the hook-free spec
+/// sets the last to a directory where both `libcuda.so.1` and `libcuda.so` are the real
+/// libcuda, on every layout, whether or not the host's packages ship `libcuda.so`.
+#[test]
+fn libcuda_cannot_found_triton_gets_libcuda_so_and_its_path() {
+    let builds: [fn() -> Fixture; 6] = [
+        fixtures::debian_like,
+        fixtures::ubuntu_flat,
+        fixtures::fedora_lib64,
+        fixtures::usr_local_nvidia,
+        fixtures::split_roots,
+        fixtures::eight_gpus_mig,
+    ];
+    for build in builds {
+        let fixture = build();
+        let case = run(&fixture, &Options::default());
+        let spec = &case.generated.spec;
+        let env = &spec.container_edits.env;
+        assert!(
+            env.contains(&format!("TRITON_LIBCUDA_PATH={TRITON_LIBCUDA_DIR}")),
+            "{}: {env:?}",
+            fixture.name
+        );
+        let soname = mounts_at(spec, &format!("{TRITON_LIBCUDA_DIR}/libcuda.so.1"));
+        let dev = mounts_at(spec, &format!("{TRITON_LIBCUDA_DIR}/libcuda.so"));
+        assert_eq!(soname.len(), 1, "{}", fixture.name);
+        assert_eq!(soname, dev, "{}", fixture.name);
+        let real = normalise(&fixture, soname[0]);
+        assert!(
+            real.ends_with(&format!("/libcuda.so.{}", fixture.version)),
+            "{}: {real}",
+            fixture.name
+        );
+    }
+    // Other development names the packages ship are there too (Debian: libnvidia-ml.so, ...).
+    let fixture = fixtures::debian_like();
+    let case = run(&fixture, &Options::default());
+    for stem in ["libnvidia-ml", "libnvcuvid", "libnvidia-encode"] {
+        let dir = "/usr/lib/x86_64-linux-gnu";
+        let dev = mounts_at(&case.generated.spec, &format!("{dir}/{stem}.so"));
+        assert_eq!(dev.len(), 1, "{stem}.so");
+        assert_eq!(
+            dev,
+            mounts_at(&case.generated.spec, &format!("{dir}/{stem}.so.1")),
+            "{stem}"
+        );
+    }
+    // NVIDIA's hooked form makes the link and the cache itself: no variable.
+    let fixture = fixtures::debian_like();
+    let options = Options {
+        hooks: HookMode::NvidiaCdiHook,
+        ..Options::default()
+    };
+    let case = run(&fixture, &options);
+    assert!(
+        !case
+            .generated
+            .spec
+            .container_edits
+            .env
+            .iter()
+            .any(|value| value.starts_with("TRITON_LIBCUDA_PATH="))
+    );
 }

@@ -24,7 +24,7 @@ pub struct Args {
     /// (repeatable).
     #[arg(long = "build-arg", value_name = "K=V|K", value_parser = parse_build_arg)]
     arg: Vec<(String, Option<String>)>,
-    /// The image's name [default: [build] tag, else localhost/PROJECT:latest]
+    /// The image's name [default: [build] tag, else localhost/PROJECT-HASH:latest, HASH from the project's path]
     #[arg(short, long, value_name = "TAG", value_parser = values::image_name)]
     tag: Option<String>,
     /// Build every step again instead of reusing cached layers.
@@ -97,7 +97,7 @@ mod tests {
         let build = resolve_in(&root, &[]).unwrap();
         assert_eq!(build.containerfile, root.join("docker/Containerfile"));
         assert_eq!(build.context, root);
-        assert_eq!(build.tag, "localhost/my-lab:latest");
+        assert_eq!(build.tag, crate::session::default_tag("my-lab", &root));
         assert_eq!(build.args["A"], "file");
 
         let build = resolve_in(
@@ -133,7 +133,7 @@ mod tests {
         let build = resolve_in(&root, &["-f", "Dockerfile"]).unwrap();
         assert_eq!(build.containerfile, root.join("Dockerfile"));
         assert_eq!(build.context, root);
-        assert_eq!(build.tag, "localhost/proj:latest");
+        assert_eq!(build.tag, crate::session::default_tag("proj", &root));
         // Without --file and without a [build], there is nothing to build.
         let err = resolve_in(&root, &[]).unwrap_err();
         assert_eq!(err.exit_code(), 1);

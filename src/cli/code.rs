@@ -12,7 +12,7 @@ pub struct Args {
     #[arg(long, default_value = "/workspace", value_name = "DIR")]
     folder: String,
     /// The session's name (see podlab ps).
-    name: String,
+    name: crate::session::values::Name,
 }
 
 pub async fn run(args: &Args, connect: &ConnectOptions) -> Result<u8> {

@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(short, long, requires = "interactive")]
     tty: bool,
     /// The session's name (see podlab ps).
-    name: String,
+    name: crate::session::values::Name,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use super::print_result;
 use super::session_args::{SessionArgs, current_dir};
 use crate::capabilities::{Capabilities, PodmanVersion};
-use crate::emit::kube::{Kind, Target, VolumeMode, parse_class_name, parse_quantity};
+use crate::emit::kube::{Kind, Scale, Target, VolumeMode, parse_class_name, parse_quantity};
 use crate::engine::{self, ConnectOptions};
 use crate::ops::kube::{self, DEFAULT_PVC_SIZE, Options};
+use crate::session::values;
 use crate::{Error, Result};
 
 #[derive(Debug, clap::Subcommand)]
@@ -31,14 +32,17 @@ pub struct GenerateArgs {
     /// A running session (or any container) to export, rebuilt from its inspect data; session
     /// flags given with it override what it has (--name renames it).
     #[arg(value_name = "SESSION", conflicts_with = "preset")]
-    container: Option<String>,
+    container: Option<crate::session::values::Name>,
     #[command(flatten)]
     session: SessionArgs,
     #[command(flatten)]
     output: OutputArgs,
-    /// Write the YAML to FILE (atomically) instead of stdout.
+    /// Write the YAML to FILE (behind podlab's header; never over a file podlab did not write).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     file: Option<PathBuf>,
+    /// Replace FILE even if it was edited since podlab wrote it.
+    #[arg(long)]
+    force: bool,
     /// The command; the image's own when none is given.
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
@@ -52,10 +56,21 @@ pub struct OutputArgs {
     /// NVIDIA device plugin).
     #[arg(long, value_enum, default_value_t)]
     target: Target,
-    /// The workload: pod (a dev session), job (batch training), deployment (a notebook; plus
-    /// a Service for its ports on a cluster).
+    /// The workload: pod (a dev session), job (batch training; an Indexed Job with --nodes),
+    /// deployment (a notebook; plus a Service for its ports on a cluster), jobset (a JobSet
+    /// of --nodes pods).
     #[arg(long, value_enum, default_value_t)]
     kind: Kind,
+    /// Kubernetes, --kind job|jobset: the pods (one per node) that train together, each given
+    /// torchrun's PET_* environment.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = values::node_count)]
+    nodes: u32,
+    /// Kubernetes: the GPUs of each pod (node), at most what --gpus names.
+    #[arg(long, value_name = "G", conflicts_with = "gpu_count")]
+    gpus_per_node: Option<u32>,
+    /// Kubernetes, --kind job|jobset: the Kueue LocalQueue that admits the workload.
+    #[arg(long, value_name = "QUEUE", value_parser = parse_class_name)]
+    queue: Option<String>,
     /// Kubernetes: hostpath keeps the host paths; pvc claims a PersistentVolumeClaim per
     /// mount.
     #[arg(long = "volumes", value_enum, default_value_t)]
@@ -89,6 +104,11 @@ impl OutputArgs {
             storage_class: self.storage_class.clone(),
             runtime_class: self.runtime_class.clone(),
             gpu_count: self.gpu_count,
+            gpus_per_node: self.gpus_per_node,
+            scale: Scale {
+                nodes: self.nodes,
+                queue: self.queue.clone(),
+            },
         }
     }
 }
@@ -162,7 +182,7 @@ async fn generate(args: GenerateArgs, connect: &ConnectOptions) -> Result<u8> {
     let yaml = kube::generate(&connected.engine, caps, &session, &args.output.options()).await?;
     match args.file {
         Some(file) if file != Path::new("-") => {
-            crate::host::atomic::write_file(&file, yaml.as_bytes(), 0o644)?;
+            kube::write_yaml(&file, &yaml, args.force).await?;
             tracing::info!("wrote {}", file.display());
         }
         _ => print_result(&yaml)?,

@@ -11,7 +11,7 @@ pub struct Args {
     #[arg(short, long)]
     follow: bool,
     /// The session's name (see podlab ps).
-    name: String,
+    name: crate::session::values::Name,
 }
 
 pub async fn run(args: &Args, connect: &ConnectOptions) -> Result<u8> {

@@ -24,6 +24,7 @@ mod rm;
 mod run;
 pub mod session_args;
 mod shell;
+mod slurm;
 mod stop;
 mod version;
 
@@ -125,6 +126,11 @@ pub enum Command {
         #[command(subcommand)]
         command: Deferred<notebook::Command>,
     },
+    /// Slurm batch jobs from a session: one rootless podlab run per node.
+    Slurm {
+        #[command(subcommand)]
+        command: Deferred<slurm::Command>,
+    },
 }
 
 /// Entry point of the binary.
@@ -187,6 +193,9 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Notebook {
             command: Deferred(command),
         } => notebook::run(command, &connect).await,
+        Command::Slurm {
+            command: Deferred(command),
+        } => slurm::run(command),
     }
 }
 

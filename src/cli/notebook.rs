@@ -51,7 +51,7 @@ pub struct InstallArgs {
 #[derive(Debug, clap::Args)]
 pub struct NameArgs {
     /// The notebook [default: the only one installed].
-    name: Option<String>,
+    name: Option<crate::session::values::Name>,
 }
 
 #[derive(Debug, clap::Args)]

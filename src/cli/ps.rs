@@ -14,7 +14,7 @@ pub struct Args {
     /// Only the sessions of this project (its directory's name, as the PROJECT column shows
     /// it) [default: every project]
     #[arg(long, value_name = "NAME")]
-    project: Option<String>,
+    project: Option<crate::session::values::Name>,
 }
 
 pub async fn run(args: &Args, connect: &ConnectOptions) -> Result<u8> {

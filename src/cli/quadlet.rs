@@ -31,7 +31,7 @@ pub struct UnitArgs {
     /// A session (or any container) whose unit to write, rebuilt from its inspect data;
     /// session flags given with it override what it has (--name renames it).
     #[arg(value_name = "SESSION", conflicts_with_all = ["preset", "yaml"])]
-    container: Option<String>,
+    container: Option<crate::session::values::Name>,
     #[command(flatten)]
     session: SessionArgs,
     /// Unit type.
@@ -74,7 +74,7 @@ pub struct InstallArgs {
 #[derive(Debug, clap::Args)]
 pub struct RmArgs {
     /// The unit's name (its file name without the extension).
-    name: String,
+    name: crate::session::values::Name,
     /// Remove it even if it was edited since podlab wrote it.
     #[arg(short, long)]
     force: bool,
@@ -85,7 +85,7 @@ pub async fn run(command: Command, connect: &ConnectOptions) -> Result<u8> {
         Command::Generate(args) => generate(args, connect).await,
         Command::Install(args) => {
             let built = build(&args.unit, connect).await?;
-            print_written(&quadlet::install(&built, args.unit.force).await?)?;
+            print_written(&quadlet::install(&built, args.unit.force, connect).await?)?;
             quadlet::start(&built)?;
             Ok(0)
         }

@@ -17,7 +17,7 @@ pub struct Args {
     )]
     time: u32,
     /// The session's name (see podlab ps).
-    name: String,
+    name: crate::session::values::Name,
 }
 
 pub async fn run(args: &Args, connect: &ConnectOptions) -> Result<u8> {

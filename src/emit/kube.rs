@@ -17,19 +17,24 @@
 //! Schema validation (`kubernetes-validate`) misses rules the API server enforces, such as
 //! qualified resource names and 63-character label values: [`check_kubernetes`] checks those
 //! on every Kubernetes-flavor object before it is printed.
+//!
+//! Multi-node training ([`Scale`]): an Indexed Job of N pods with a headless Service as their
+//! `subdomain`, or a JobSet ([`crate::emit::jobset`]), each pod given torchrun's `PET_*`
+//! environment (the rank from the Job's completion index through the downward API, pod 0's
+//! DNS name as the master) so that a plain `torchrun train.py` finds the others.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::{Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HostPathVolumeSource,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod,
-    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SELinuxOptions,
-    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HostPathVolumeSource,
+    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SELinuxOptions, SecurityContext, Service, ServicePort, ServiceSpec,
+    Toleration, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -39,6 +44,7 @@ use sha2::{Digest, Sha256};
 
 use crate::capabilities::{Capabilities, Feature};
 use crate::cdi::spec::ContainerEdits;
+use crate::emit::jobset::{self, JobSet};
 use crate::emit::podman::{labels, port_text};
 use crate::plan::UserNs;
 use crate::session::{ImageSource, Port, Protocol, Session};
@@ -62,6 +68,14 @@ pub const MANAGER: &str = "podlab";
 pub const SESSION_KIND: &str = "kube";
 /// The session's container in the pod; Podman names it `<pod>-main`.
 pub const CONTAINER_NAME: &str = "main";
+/// The label Kueue admits a workload by (its LocalQueue).
+pub const QUEUE_LABEL: &str = "kueue.x-k8s.io/queue-name";
+/// The annotation an Indexed Job sets on each pod: its index, torchrun's node rank.
+pub const COMPLETION_INDEX_ANNOTATION: &str = "batch.kubernetes.io/job-completion-index";
+/// torchrun's default rendezvous port on the master (rank 0).
+pub const MASTER_PORT: u16 = 29500;
+/// The one replicated job of a JobSet: its pods are `<jobset>-node-0-<rank>`.
+pub const REPLICATED_JOB: &str = "node";
 
 /// Which reader the YAML is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -83,6 +97,28 @@ pub enum Kind {
     Job,
     /// A Deployment of one replica (a notebook), plus a Service for its ports on a cluster.
     Deployment,
+    /// A JobSet (jobset.x-k8s.io/v1alpha2) of --nodes pods: multi-node training on a cluster
+    /// that runs the JobSet controller.
+    Jobset,
+}
+
+/// How many pods run one training together, and the queue that admits them (Kubernetes
+/// flavor; a Job with more than one node, or a JobSet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scale {
+    /// The pods (one per node) that run the command together; 1: a single pod.
+    pub nodes: u32,
+    /// Kueue's LocalQueue, as the [`QUEUE_LABEL`] label.
+    pub queue: Option<String>,
+}
+
+impl Default for Scale {
+    fn default() -> Self {
+        Self {
+            nodes: 1,
+            queue: None,
+        }
+    }
 }
 
 /// Where the session's mounts come from on a cluster.
@@ -133,6 +169,33 @@ pub struct KubePlan {
     /// which is what `--security-opt label=disable` does, since the driver's files and device
     /// nodes carry host labels a confined container may not use.
     pub label_disable: bool,
+    /// Nodes and queue (Kubernetes flavor).
+    pub scale: Scale,
+}
+
+impl KubePlan {
+    /// Whether the pods form one multi-node run: torchrun's environment, a stable DNS name
+    /// per pod, GPU tolerations.
+    pub fn multi_node(&self) -> bool {
+        self.target == Target::Kubernetes
+            && (self.kind == Kind::Jobset || (self.kind == Kind::Job && self.scale.nodes > 1))
+    }
+}
+
+/// The host name of the pod of rank `rank`: `<job>-<rank>` for an Indexed Job,
+/// `<jobset>-node-0-<rank>` for a JobSet (a DNS label: at most 63 characters).
+pub fn pod_hostname(plan: &KubePlan, rank: u32) -> String {
+    match plan.kind {
+        Kind::Jobset => format!("{}-{REPLICATED_JOB}-0-{rank}", plan.name),
+        _ => format!("{}-{rank}", plan.name),
+    }
+}
+
+/// torchrun's master: pod 0 by its DNS name under the workload's headless Service (the
+/// pods' `subdomain`, named after the workload), resolved through the namespace's search
+/// path.
+pub fn master_addr(plan: &KubePlan) -> String {
+    format!("{}.{}", pod_hostname(plan, 0), plan.name)
 }
 
 /// The YAML, and what the user should know about it (printed as warnings).
@@ -150,6 +213,7 @@ enum Object {
     Job(Box<Job>),
     Deployment(Box<Deployment>),
     Service(Box<Service>),
+    JobSet(Box<JobSet>),
 }
 
 impl Object {
@@ -160,6 +224,7 @@ impl Object {
             Self::Job(object) => crate::host::yaml::to_string(object),
             Self::Deployment(object) => crate::host::yaml::to_string(object),
             Self::Service(object) => crate::host::yaml::to_string(object),
+            Self::JobSet(object) => crate::host::yaml::to_string(object),
         }
     }
 
@@ -170,6 +235,7 @@ impl Object {
             Self::Job(object) => serde_json::to_value(object),
             Self::Deployment(object) => serde_json::to_value(object),
             Self::Service(object) => serde_json::to_value(object),
+            Self::JobSet(object) => serde_json::to_value(object),
         }
         .map_err(|err| Error::env(format!("cannot encode a Kubernetes object: {err}")))
     }
@@ -232,6 +298,54 @@ fn check_plan(plan: &KubePlan) -> Result<()> {
             "--runtime-class is for --target kubernetes: podman ignores runtimeClassName",
         )
         .hint("drop --runtime-class, or add --target kubernetes"));
+    }
+    check_scale(plan)
+}
+
+/// Refuses node counts and queues that the target or the kind cannot carry.
+fn check_scale(plan: &KubePlan) -> Result<()> {
+    let Scale { nodes, queue } = &plan.scale;
+    if *nodes == 0 {
+        return Err(
+            Error::user("--nodes 0: a training run needs at least one node")
+                .hint("pass --nodes 1 for one pod, or the number of machines to train on"),
+        );
+    }
+    if plan.target == Target::Podman {
+        if plan.kind == Kind::Jobset {
+            return Err(Error::user(
+                "--kind jobset is for --target kubernetes: podman kube play knows no JobSet",
+            )
+            .hint("add --target kubernetes, or use --kind job for kube play"));
+        }
+        if *nodes > 1 {
+            return Err(Error::user(format!(
+                "--nodes {nodes} is for --target kubernetes: podman kube play starts one pod of a Job and ignores its completions"
+            ))
+            .hint("add --target kubernetes (or write a Slurm job: podlab slurm generate --nodes N)"));
+        }
+        if queue.is_some() {
+            return Err(Error::user(
+                "--queue is for --target kubernetes: it names a Kueue LocalQueue of a cluster",
+            )
+            .hint("drop --queue, or add --target kubernetes"));
+        }
+    }
+    if *nodes > 1 && !matches!(plan.kind, Kind::Job | Kind::Jobset) {
+        return Err(Error::user(format!(
+            "--nodes {nodes} needs --kind job or --kind jobset: a {} runs one pod",
+            match plan.kind {
+                Kind::Deployment => "deployment",
+                _ => "pod",
+            }
+        ))
+        .hint("add --kind job (an Indexed Job) or --kind jobset"));
+    }
+    if queue.is_some() && !matches!(plan.kind, Kind::Job | Kind::Jobset) {
+        return Err(Error::user(
+            "--queue needs --kind job or --kind jobset: Kueue admits batch workloads here",
+        )
+        .hint("add --kind job, or drop --queue"));
     }
     Ok(())
 }
@@ -380,6 +494,10 @@ fn objects(session: &Session, plan: &KubePlan, notices: &mut Vec<String>) -> Res
         // would be the working dir, and tools would litter the project with dot files.
         parts.env.insert("HOME".to_owned(), "/tmp".to_owned());
     }
+    let multi = plan.multi_node();
+    if multi {
+        parts.env.extend(torchrun_env(plan));
+    }
     parts.env.extend(session.env.clone());
     let Parts {
         volumes,
@@ -396,15 +514,7 @@ fn objects(session: &Session, plan: &KubePlan, notices: &mut Vec<String>) -> Res
         image: Some(session.image.reference().to_owned()),
         args: (!session.command.is_empty()).then(|| session.command.clone()),
         working_dir: Some(session.workdir.clone()),
-        env: (!env.is_empty()).then(|| {
-            env.into_iter()
-                .map(|(name, value)| EnvVar {
-                    name,
-                    value: Some(value),
-                    value_from: None,
-                })
-                .collect()
-        }),
+        env: container_env(env, multi),
         ports: container_ports(&session.ports, plan.target),
         resources: (!limits.is_empty()).then(|| ResourceRequirements {
             limits: Some(limits),
@@ -426,17 +536,39 @@ fn objects(session: &Session, plan: &KubePlan, notices: &mut Vec<String>) -> Res
         kubernetes_notices(session, plan, notices);
         (BTreeMap::new(), kubernetes_user(plan.userns))
     };
+    let gpus = matches!(plan.gpus, Gpus::Count(count) if count > 0);
     let spec = PodSpec {
         containers: vec![container],
         volumes: Some(volumes),
         security_context,
         runtime_class_name: plan.runtime_class.clone().filter(|_| !podman),
-        restart_policy: (plan.kind == Kind::Job).then(|| "Never".to_owned()),
+        restart_policy: matches!(plan.kind, Kind::Job | Kind::Jobset).then(|| "Never".to_owned()),
+        // The Indexed Job's pods become `<job>-<index>.<service>`; JobSet sets its own.
+        subdomain: (multi && plan.kind == Kind::Job).then(|| plan.name.clone()),
+        // GPU nodes are commonly tainted nvidia.com/gpu so that only GPU pods land there.
+        tolerations: (multi && gpus).then(|| {
+            vec![Toleration {
+                key: Some(GPU_RESOURCE.to_owned()),
+                operator: Some("Exists".to_owned()),
+                effect: Some("NoSchedule".to_owned()),
+                ..Toleration::default()
+            }]
+        }),
         ..PodSpec::default()
     };
+    let mut workload_labels = labels.clone();
+    if let Some(queue) = &plan.scale.queue {
+        workload_labels.insert(QUEUE_LABEL.to_owned(), queue.clone());
+    }
+    if multi && plan.volumes == VolumeMode::Pvc && !session.mounts.is_empty() {
+        notices.push(format!(
+            "the {} pods share each claim from different nodes: the storage class must offer ReadWriteMany (NFS, CephFS, ...)",
+            plan.scale.nodes
+        ));
+    }
     let metadata = ObjectMeta {
         name: Some(plan.name.clone()),
-        labels: Some(labels.clone()),
+        labels: Some(workload_labels),
         annotations: (!annotations.is_empty()).then_some(annotations),
         ..ObjectMeta::default()
     };
@@ -482,6 +614,51 @@ fn kubernetes_user(userns: UserNs) -> Option<PodSecurityContext> {
     }
 }
 
+/// torchrun's environment for a multi-node run (it reads `PET_<FLAG>` for each flag): all
+/// but the node rank, which [`container_env`] takes from the pod's completion index.
+fn torchrun_env(plan: &KubePlan) -> BTreeMap<String, String> {
+    let per_node = match plan.gpus {
+        Gpus::Count(count) if count > 0 => count,
+        // No GPUs: one process per node (gloo on the CPUs).
+        _ => 1,
+    };
+    BTreeMap::from([
+        ("PET_NNODES".to_owned(), plan.scale.nodes.to_string()),
+        ("PET_NPROC_PER_NODE".to_owned(), per_node.to_string()),
+        ("PET_MASTER_ADDR".to_owned(), master_addr(plan)),
+        ("PET_MASTER_PORT".to_owned(), MASTER_PORT.to_string()),
+    ])
+}
+
+/// The container's env in name order; a multi-node pod's `PET_NODE_RANK` comes from its
+/// completion index (downward API), unless the session sets it.
+fn container_env(env: BTreeMap<String, String>, multi: bool) -> Option<Vec<EnvVar>> {
+    let rank = (multi && !env.contains_key("PET_NODE_RANK")).then(|| EnvVar {
+        name: "PET_NODE_RANK".to_owned(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                api_version: None,
+                field_path: format!("metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"),
+            }),
+            ..EnvVarSource::default()
+        }),
+    });
+    let mut out: Vec<EnvVar> = env
+        .into_iter()
+        .map(|(name, value)| EnvVar {
+            name,
+            value: Some(value),
+            value_from: None,
+        })
+        .collect();
+    if let Some(rank) = rank {
+        let at = out.partition_point(|var| var.name.as_str() < rank.name.as_str());
+        out.insert(at, rank);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// The workload object around the pod spec, and a Deployment's Service on a cluster.
 fn workload(
     session: &Session,
@@ -504,6 +681,17 @@ fn workload(
             spec: Some(spec),
             status: None,
         }))],
+        Kind::Job if plan.multi_node() => {
+            let nodes = i32::try_from(plan.scale.nodes).unwrap_or(i32::MAX);
+            vec![
+                Object::Job(Box::new(Job {
+                    metadata,
+                    spec: Some(indexed_job(nodes, template(spec))),
+                    status: None,
+                })),
+                Object::Service(Box::new(headless_service(plan, labels))),
+            ]
+        }
         Kind::Job => vec![Object::Job(Box::new(Job {
             metadata,
             spec: Some(JobSpec {
@@ -513,6 +701,21 @@ fn workload(
             }),
             status: None,
         }))],
+        Kind::Jobset => {
+            let nodes = i32::try_from(plan.scale.nodes).unwrap_or(i32::MAX);
+            vec![Object::JobSet(Box::new(jobset::jobset(
+                metadata,
+                &plan.name,
+                REPLICATED_JOB,
+                JobTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels.clone()),
+                        ..ObjectMeta::default()
+                    }),
+                    spec: Some(indexed_job(nodes, template(spec))),
+                },
+            )))]
+        }
         Kind::Deployment => {
             let mut objects = vec![Object::Deployment(Box::new(Deployment {
                 metadata,
@@ -537,6 +740,43 @@ fn workload(
             }
             objects
         }
+    }
+}
+
+/// `nodes` pods that run together, one per completion index (the rank).
+///
+/// `backoffLimit: 0` on purpose: torchrun's ranks rendezvous once, at the start; when one pod
+/// fails the others fail or hang in their collectives, and a lone replacement pod cannot join
+/// a run that is over. So the first failed pod fails the whole Job (and with it a JobSet, which
+/// restarts all pods together only when asked to), instead of retrying one rank in vain.
+fn indexed_job(nodes: i32, template: PodTemplateSpec) -> JobSpec {
+    JobSpec {
+        completion_mode: Some("Indexed".to_owned()),
+        completions: Some(nodes),
+        parallelism: Some(nodes),
+        backoff_limit: Some(0),
+        template,
+        ..JobSpec::default()
+    }
+}
+
+/// The headless Service that gives each pod of an Indexed Job its DNS name
+/// (`<job>-<index>.<service>`); not-ready addresses are published so that ranks find the
+/// master while it starts.
+fn headless_service(plan: &KubePlan, labels: &BTreeMap<String, String>) -> Service {
+    Service {
+        metadata: ObjectMeta {
+            name: Some(plan.name.clone()),
+            labels: Some(labels.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".to_owned()),
+            selector: selector(plan).match_labels,
+            publish_not_ready_addresses: Some(true),
+            ..ServiceSpec::default()
+        }),
+        status: None,
     }
 }
 
@@ -698,7 +938,15 @@ fn claim_object(
             ..ObjectMeta::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            // The pods of a multi-node run mount each claim from different nodes.
+            access_modes: Some(vec![
+                if plan.multi_node() {
+                    "ReadWriteMany"
+                } else {
+                    "ReadWriteOnce"
+                }
+                .to_owned(),
+            ]),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([(
                     "storage".to_owned(),
@@ -1080,6 +1328,7 @@ mod tests {
             storage_class: None,
             runtime_class: None,
             label_disable: false,
+            scale: Scale::default(),
         }
     }
 
@@ -1346,6 +1595,158 @@ mod tests {
         let err = generate(&relative, &plan(Target::Podman, Kind::Pod, Gpus::None)).unwrap_err();
         assert!(err.message().contains("is relative"), "{err}");
     }
+
+    fn multi_node(kind: Kind) -> KubePlan {
+        KubePlan {
+            name: "train".into(),
+            volumes: VolumeMode::Pvc,
+            runtime_class: Some("nvidia".into()),
+            scale: Scale {
+                nodes: 2,
+                queue: Some("team-a".into()),
+            },
+            ..plan(Target::Kubernetes, kind, Gpus::Count(4))
+        }
+    }
+
+    /// The pod template's env as name -> value, or the downward-API field for `valueFrom`.
+    fn env_of(pod_spec: &Value) -> BTreeMap<String, String> {
+        pod_spec["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|var| {
+                let value = var.get("value").and_then(Value::as_str).map_or_else(
+                    || {
+                        var["valueFrom"]["fieldRef"]["fieldPath"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned()
+                    },
+                    str::to_owned,
+                );
+                (var["name"].as_str().unwrap().to_owned(), value)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_multi_node_job_is_an_indexed_job_under_a_headless_service() {
+        let generated = generate(&session(), &multi_node(Kind::Job)).unwrap();
+        let docs = docs(&generated);
+        let kinds: Vec<&str> = docs
+            .iter()
+            .map(|doc| doc["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "PersistentVolumeClaim",
+                "PersistentVolumeClaim",
+                "Job",
+                "Service"
+            ]
+        );
+        assert_eq!(docs[0]["spec"]["accessModes"][0], "ReadWriteMany");
+        let job = &docs[2];
+        assert_eq!(job["metadata"]["labels"][QUEUE_LABEL], "team-a");
+        let spec = &job["spec"];
+        assert_eq!(spec["completionMode"], "Indexed");
+        assert_eq!(
+            (spec["completions"].as_i64(), spec["parallelism"].as_i64()),
+            (Some(2), Some(2))
+        );
+        assert_eq!(spec["backoffLimit"], 0);
+        let pod = &spec["template"]["spec"];
+        assert_eq!(pod["subdomain"], "train");
+        assert_eq!(pod["runtimeClassName"], "nvidia");
+        assert_eq!(pod["restartPolicy"], "Never");
+        assert_eq!(pod["tolerations"][0]["key"], GPU_RESOURCE);
+        assert_eq!(
+            pod["containers"][0]["resources"]["limits"][GPU_RESOURCE],
+            "4"
+        );
+        let shm = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|volume| volume["name"] == "dshm")
+            .unwrap();
+        assert_eq!(shm["emptyDir"]["medium"], "Memory");
+        let env = env_of(pod);
+        assert_eq!(env["PET_NNODES"], "2");
+        assert_eq!(env["PET_NPROC_PER_NODE"], "4");
+        assert_eq!(env["PET_MASTER_ADDR"], "train-0.train");
+        assert_eq!(env["PET_MASTER_PORT"], "29500");
+        assert_eq!(
+            env["PET_NODE_RANK"],
+            "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+        );
+        assert_eq!(env["DAY"], "2024-01-01");
+        let service = &docs[3];
+        assert_eq!(service["spec"]["clusterIP"], "None");
+        assert_eq!(service["spec"]["publishNotReadyAddresses"], true);
+        assert_eq!(service["spec"]["selector"][NAME_LABEL], "train");
+        assert_eq!(pod_hostname(&multi_node(Kind::Job), 1), "train-1");
+    }
+
+    #[test]
+    fn a_jobset_runs_one_indexed_job_and_names_its_first_pod_master() {
+        let generated = generate(&session(), &multi_node(Kind::Jobset)).unwrap();
+        let docs = docs(&generated);
+        let jobset = docs.last().unwrap();
+        assert_eq!(jobset["apiVersion"], "jobset.x-k8s.io/v1alpha2");
+        assert_eq!(jobset["kind"], "JobSet");
+        assert_eq!(jobset["metadata"]["labels"][QUEUE_LABEL], "team-a");
+        assert_eq!(jobset["spec"]["network"]["subdomain"], "train");
+        let replicated = &jobset["spec"]["replicatedJobs"][0];
+        assert_eq!(replicated["name"], REPLICATED_JOB);
+        assert_eq!(replicated["replicas"], 1);
+        let job = &replicated["template"]["spec"];
+        assert_eq!(job["completionMode"], "Indexed");
+        assert_eq!(job["parallelism"], 2);
+        let pod = &job["template"]["spec"];
+        assert!(
+            pod.get("subdomain").is_none(),
+            "JobSet sets the subdomain itself"
+        );
+        assert_eq!(env_of(pod)["PET_MASTER_ADDR"], "train-node-0-0.train");
+    }
+
+    #[test]
+    fn the_session_may_set_the_rank_itself() {
+        let mut session = session();
+        session.env.insert("PET_NODE_RANK".into(), "3".into());
+        let generated = generate(&session, &multi_node(Kind::Job)).unwrap();
+        let docs = docs(&generated);
+        let env = env_of(&docs[2]["spec"]["template"]["spec"]);
+        assert_eq!(env["PET_NODE_RANK"], "3");
+    }
+
+    #[test]
+    fn podman_refuses_more_than_one_node_a_jobset_and_a_queue() {
+        let mut podman = plan(Target::Podman, Kind::Job, Gpus::None);
+        podman.scale.nodes = 2;
+        let err = generate(&session(), &podman).unwrap_err();
+        assert!(err.message().contains("ignores its completions"), "{err}");
+        assert!(
+            err.hint_text().unwrap().contains("--target kubernetes"),
+            "{err}"
+        );
+        let jobset = plan(Target::Podman, Kind::Jobset, Gpus::None);
+        let err = generate(&session(), &jobset).unwrap_err();
+        assert!(err.message().contains("knows no JobSet"), "{err}");
+        let mut queued = plan(Target::Podman, Kind::Job, Gpus::None);
+        queued.scale.queue = Some("q".into());
+        assert!(generate(&session(), &queued).is_err());
+        let mut pods = multi_node(Kind::Pod);
+        pods.volumes = VolumeMode::Pvc;
+        let err = generate(&session(), &pods).unwrap_err();
+        assert!(
+            err.message().contains("needs --kind job or --kind jobset"),
+            "{err}"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -1422,6 +1823,7 @@ mod golden {
             storage_class: None,
             runtime_class: None,
             label_disable: false,
+            scale: Scale::default(),
         }
     }
 

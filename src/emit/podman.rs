@@ -71,6 +71,7 @@ pub fn create_body(session: &Session, plan: &ContainerPlan) -> Value {
             }));
         }
     }
+    env.extend(plan.gpus.env.iter().cloned());
     if let Some(home) = &plan.home {
         env.insert("HOME".to_owned(), home.clone());
     }

@@ -127,6 +127,32 @@ impl Libpod {
         }))
     }
 
+    /// `HEAD path`: the answer's `header`, `Ok(None)` when it has none, `Err(Ok(failure))`
+    /// when Podman says no.
+    pub async fn head(
+        &self,
+        path: &str,
+        header: &str,
+    ) -> Result<std::result::Result<Option<String>, ApiFailure>> {
+        let mut sender = self.sender().await?;
+        let response = sender
+            .send_request(Self::request(Method::HEAD, path, None)?)
+            .await
+            .map_err(|err| self.lost(&err))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Ok(Err(ApiFailure {
+                status,
+                message: status.canonical_reason().unwrap_or("refused").to_owned(),
+            }));
+        }
+        Ok(Ok(response
+            .headers()
+            .get(header)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)))
+    }
+
     /// Like [`Self::call`], with any refusal turned into an error naming the call.
     pub async fn expect(
         &self,

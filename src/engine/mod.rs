@@ -55,6 +55,13 @@ pub trait Engine {
         image: &str,
         path: &str,
     ) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// Where a symlink in the image leads, as an absolute path, without reading the file it
+    /// names (`/usr/local/cuda/compat/libcuda.so.1` is 30 MB); `None` when the path is missing.
+    fn image_link(
+        &self,
+        image: &str,
+        path: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
     /// `POST /containers/create` with a complete libpod body; returns the container id.
     fn create_container(
         &self,
@@ -153,9 +160,19 @@ pub trait Engine {
     ) -> impl Future<Output = Result<Option<kube::PodFacts>>> + Send;
 
     // --- podlab notebook (see `secrets`): a token in a Podman secret -----------------------
-    /// `POST /libpod/secrets/create?name=NAME` with `data` as the body; a name in use is a
-    /// user error.
-    fn create_secret(&self, name: &str, data: &[u8]) -> impl Future<Output = Result<()>> + Send;
+    /// `POST /libpod/secrets/create?name=NAME&labels=...` with `data` as the body; a name in
+    /// use is a user error.
+    fn create_secret(
+        &self,
+        name: &str,
+        data: &[u8],
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The secret's labels, or `None` when there is none (which secrets podlab made).
+    fn secret_labels(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<std::collections::BTreeMap<String, String>>>> + Send;
     /// The secret's bytes (inspect with `showsecret=true`), or `None` when there is none.
     fn secret_data(&self, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
     /// Removes the secret; `false` when there was none.
@@ -245,6 +262,8 @@ pub struct ImageFacts {
     pub id: String,
     /// `Config.User`: empty, a name, `uid` or `uid:gid`.
     pub user: String,
+    /// `Config.Env`: `KEY=value` entries.
+    pub env: Vec<String>,
 }
 
 /// One line of `podlab ps`.
@@ -324,7 +343,17 @@ pub struct ConnectOptions {
 /// Finds a live Podman socket: an explicit one, the user's (or root's) default, a private
 /// service from an earlier run, or a newly started private service.
 pub async fn find_socket(options: &ConnectOptions, caller: &CallerEnv) -> Result<Connection> {
-    for endpoint in candidates(caller)? {
+    let found = candidates(caller)?;
+    let explicit = found.first().is_some_and(|e| e.origin.is_explicit());
+    if let Some(dir) = caller.runtime_dir.as_ref().filter(|_| !explicit) {
+        socket::vet_runtime_dir(dir)?;
+    }
+    for endpoint in found {
+        if endpoint.origin.is_explicit() {
+            socket::warn_foreign_explicit_socket(&endpoint.path);
+        } else {
+            socket::vet_socket_owner(&endpoint.path)?;
+        }
         match ping(&endpoint.path).await? {
             Probe::Alive { api_version } => {
                 tracing::debug!(socket = %endpoint.path.display(), origin = ?endpoint.origin, "podman answers");
@@ -393,6 +422,9 @@ pub mod fake {
     };
     use crate::Error;
 
+    /// A secret's data and labels.
+    pub type Secret = (Vec<u8>, BTreeMap<String, String>);
+
     #[derive(Debug, Clone, Default)]
     pub struct FakeEngine {
         pub version: Option<PodmanVersion>,
@@ -415,8 +447,10 @@ pub mod fake {
         pub inspect_documents: BTreeMap<String, serde_json::Value>,
         /// Pods by name, for `inspect_pod`; `kube play` and `kube down` only record.
         pub pods: BTreeMap<String, super::kube::PodFacts>,
+        /// Symlink targets in images, by `IMAGE:PATH`, for `image_link`.
+        pub links: BTreeMap<String, String>,
         /// Secrets by name, shared between clones (`create_secret` adds, `remove_secret` drops).
-        pub secrets: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+        pub secrets: Arc<Mutex<BTreeMap<String, Secret>>>,
     }
 
     impl FakeEngine {
@@ -471,6 +505,11 @@ pub mod fake {
         async fn image_file(&self, image: &str, path: &str) -> Result<Option<String>> {
             self.record(format!("read {image}:{path}"));
             Ok(None)
+        }
+
+        async fn image_link(&self, image: &str, path: &str) -> Result<Option<String>> {
+            self.record(format!("link {image}:{path}"));
+            Ok(self.links.get(&format!("{image}:{path}")).cloned())
         }
 
         async fn create_container(&self, body: &serde_json::Value) -> Result<String> {
@@ -632,7 +671,12 @@ pub mod fake {
         }
 
         // --- podlab notebook ---------------------------------------------------------------
-        async fn create_secret(&self, name: &str, data: &[u8]) -> Result<()> {
+        async fn create_secret(
+            &self,
+            name: &str,
+            data: &[u8],
+            labels: &BTreeMap<String, String>,
+        ) -> Result<()> {
             self.record(format!("secret-create {name}"));
             let mut secrets = self
                 .secrets
@@ -643,8 +687,18 @@ pub mod fake {
                     "a podman secret named {name} already exists"
                 )));
             }
-            secrets.insert(name.to_owned(), data.to_vec());
+            secrets.insert(name.to_owned(), (data.to_vec(), labels.clone()));
             Ok(())
+        }
+
+        async fn secret_labels(&self, name: &str) -> Result<Option<BTreeMap<String, String>>> {
+            self.record(format!("secret-labels {name}"));
+            Ok(self
+                .secrets
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(name)
+                .map(|(_, labels)| labels.clone()))
         }
 
         async fn secret_data(&self, name: &str) -> Result<Option<Vec<u8>>> {
@@ -654,7 +708,7 @@ pub mod fake {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .get(name)
-                .cloned())
+                .map(|(data, _)| data.clone()))
         }
 
         async fn remove_secret(&self, name: &str) -> Result<bool> {

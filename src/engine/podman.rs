@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use base64::Engine as _;
 use hyper::{Method, StatusCode};
 use serde::Deserialize;
 
@@ -59,6 +60,15 @@ struct ImageInspect {
 struct ImageConfig {
     #[serde(rename = "User", default)]
     user: Option<String>,
+    #[serde(rename = "Env", default)]
+    env: Option<Vec<String>>,
+}
+
+/// The `X-Docker-Container-Path-Stat` header of `HEAD /containers/{id}/archive`: base64 JSON.
+#[derive(Deserialize)]
+struct PathStat {
+    #[serde(rename = "linkTarget", default)]
+    link_target: String,
 }
 
 #[derive(Deserialize)]
@@ -285,12 +295,14 @@ impl Engine for PodmanApi {
         match self.libpod.call(Method::GET, &path, None).await? {
             Ok(bytes) => {
                 let inspect: ImageInspect = decode("image inspect", &bytes)?;
+                let (user, env) = inspect
+                    .config
+                    .map(|config| (config.user, config.env))
+                    .unwrap_or_default();
                 Ok(Some(ImageFacts {
                     id: inspect.id,
-                    user: inspect
-                        .config
-                        .and_then(|config| config.user)
-                        .unwrap_or_default(),
+                    user: user.unwrap_or_default(),
+                    env: env.unwrap_or_default(),
                 }))
             }
             Err(failure) if failure.status == StatusCode::NOT_FOUND => Ok(None),
@@ -315,6 +327,29 @@ impl Engine for PodmanApi {
             .await;
         self.stop_and_remove(&id, 0).await?;
         Ok(archive?.ok().and_then(|tar| first_file_in_tar(&tar)))
+    }
+
+    async fn image_link(&self, image: &str, path: &str) -> Result<Option<String>> {
+        // As image_file, but HEAD: Podman states the path (its link target resolved, as an
+        // absolute path) in a header and sends no file.
+        let body = serde_json::json!({ "image": image, "command": ["true"], "labels": {"io.podlab.kind": "probe"} });
+        let id = self.create_container(&body).await?;
+        let stat = self
+            .libpod
+            .head(
+                &format!("/containers/{id}/archive?path={}", query_escape(path)),
+                "X-Docker-Container-Path-Stat",
+            )
+            .await;
+        self.stop_and_remove(&id, 0).await?;
+        let Ok(Some(encoded)) = stat? else {
+            return Ok(None);
+        };
+        let json = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|err| Error::env(format!("podman's stat of {path} is unreadable: {err}")))?;
+        let stat: PathStat = decode("archive stat", &json)?;
+        Ok(Some(stat.link_target).filter(|target| !target.is_empty()))
     }
 
     async fn create_container(&self, body: &serde_json::Value) -> Result<String> {
@@ -717,8 +752,20 @@ impl Engine for PodmanApi {
     }
 
     // --- podlab notebook: plain libpod calls (see `super::secrets`) ------------------------
-    async fn create_secret(&self, name: &str, data: &[u8]) -> Result<()> {
-        super::secrets::create(&self.libpod, name, data).await
+    async fn create_secret(
+        &self,
+        name: &str,
+        data: &[u8],
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        super::secrets::create(&self.libpod, name, data, labels).await
+    }
+
+    async fn secret_labels(
+        &self,
+        name: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>> {
+        super::secrets::labels(&self.libpod, name).await
     }
 
     async fn secret_data(&self, name: &str) -> Result<Option<Vec<u8>>> {

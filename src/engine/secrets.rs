@@ -6,6 +6,8 @@
 //! answers "secret data must be larger than 0"), which the JSON helpers cannot send. Podman
 //! answers a name in use with a 500 whose message says so; that is the user's error.
 
+use std::collections::BTreeMap;
+
 use hyper::{Method, StatusCode};
 use serde::Deserialize;
 
@@ -16,11 +18,31 @@ use crate::{Error, Result};
 struct Inspect {
     #[serde(rename = "SecretData", default)]
     data: Option<String>,
+    #[serde(rename = "Spec", default)]
+    spec: Spec,
 }
 
-/// Creates the secret `name` holding `data`; a name in use is a user error.
-pub async fn create(libpod: &Libpod, name: &str, data: &[u8]) -> Result<()> {
-    let path = format!("/secrets/create?name={}", query_escape(name));
+#[derive(Deserialize, Default)]
+struct Spec {
+    #[serde(rename = "Labels", default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+/// Creates the secret `name` holding `data`, with `labels` (the `labels` query parameter
+/// takes a JSON object, as Podman's own bindings send it); a name in use is a user error.
+pub async fn create(
+    libpod: &Libpod,
+    name: &str,
+    data: &[u8],
+    labels: &BTreeMap<String, String>,
+) -> Result<()> {
+    let labels = serde_json::to_string(labels)
+        .map_err(|err| Error::env(format!("cannot encode secret labels: {err}")))?;
+    let path = format!(
+        "/secrets/create?name={}&labels={}",
+        query_escape(name),
+        query_escape(&labels)
+    );
     match libpod
         .call_raw(
             Method::POST,
@@ -64,6 +86,27 @@ pub async fn data(libpod: &Libpod, name: &str) -> Result<Option<Vec<u8>>> {
         Err(failure) if failure.status == StatusCode::NOT_FOUND => Ok(None),
         Err(failure) => Err(Error::env(format!(
             "cannot read the podman secret {name}: {}",
+            failure.message
+        ))
+        .hint("check podman's own view: podman secret ls")),
+    }
+}
+
+/// The secret's labels, or `None` when there is no such secret.
+pub async fn labels(libpod: &Libpod, name: &str) -> Result<Option<BTreeMap<String, String>>> {
+    let path = format!("/secrets/{}/json", query_escape(name));
+    match libpod.call(Method::GET, &path, None).await? {
+        Ok(bytes) => {
+            let inspect: Inspect = serde_json::from_slice(&bytes).map_err(|err| {
+                Error::env(format!(
+                    "podman's answer to secret inspect is unreadable: {err}"
+                ))
+            })?;
+            Ok(Some(inspect.spec.labels.unwrap_or_default()))
+        }
+        Err(failure) if failure.status == StatusCode::NOT_FOUND => Ok(None),
+        Err(failure) => Err(Error::env(format!(
+            "cannot inspect the podman secret {name}: {}",
             failure.message
         ))
         .hint("check podman's own view: podman secret ls")),

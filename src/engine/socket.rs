@@ -7,7 +7,7 @@
 //! has no timeouts and folds all of these into one error type.
 
 use std::io::ErrorKind as IoErrorKind;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -76,13 +76,24 @@ pub struct CallerEnv {
 }
 
 impl CallerEnv {
-    /// Reads the process environment.
+    /// Reads the process environment. A relative `XDG_RUNTIME_DIR` is ignored, as the XDG
+    /// base directory specification says (it would put sockets in the current directory).
     pub fn from_process(url_flag: Option<String>) -> Self {
         let non_empty = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        let runtime_dir = non_empty("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|dir| {
+            let absolute = dir.is_absolute();
+            if !absolute {
+                tracing::warn!(
+                    "ignoring XDG_RUNTIME_DIR={}: it is not an absolute path (set it to /run/user/$(id -u))",
+                    dir.display()
+                );
+            }
+            absolute
+        });
         Self {
             url_flag,
             container_host: non_empty("CONTAINER_HOST"),
-            runtime_dir: non_empty("XDG_RUNTIME_DIR").map(PathBuf::from),
+            runtime_dir,
             is_root: rustix::process::geteuid().is_root(),
         }
     }
@@ -127,6 +138,86 @@ pub fn candidates(env: &CallerEnv) -> Result<Vec<Endpoint>> {
         });
     }
     Ok(found)
+}
+
+/// Checks `$XDG_RUNTIME_DIR` before podlab uses a socket in it, or makes its own there, with
+/// Podman's own rule (containers/storage `pkg/homedir`: the directory must be owned by the
+/// user and writable by no one else, `perm & 0o722 == 0o700`). Another user who owns or can
+/// write into it could plant `podman/podman.sock` there and receive every request podlab
+/// sends, secrets in `-e` included. Symlinks are followed, as Podman resolves the variable.
+pub fn vet_runtime_dir(dir: &Path) -> Result<()> {
+    let fix = "set XDG_RUNTIME_DIR to your own runtime directory: export XDG_RUNTIME_DIR=/run/user/$(id -u) (log in through a session manager to get it made), or create one: sudo install -d -m 700 -o $(id -u) /run/user/$(id -u)";
+    let meta = match std::fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == IoErrorKind::NotFound => {
+            return Err(
+                Error::env(format!("XDG_RUNTIME_DIR {} does not exist", dir.display())).hint(fix),
+            );
+        }
+        Err(err) => {
+            return Err(Error::env(format!(
+                "cannot check XDG_RUNTIME_DIR {}: {err}",
+                dir.display()
+            ))
+            .hint(fix));
+        }
+    };
+    let euid = rustix::process::geteuid().as_raw();
+    let problem = if !meta.is_dir() {
+        Some("is not a directory".to_owned())
+    } else if meta.uid() != euid {
+        Some(format!(
+            "belongs to uid {}, not to you (uid {euid})",
+            meta.uid()
+        ))
+    } else if meta.mode() & 0o722 != 0o700 {
+        Some(format!(
+            "has mode {:o}: others can write into it (podman requires it writable by its owner only)",
+            meta.mode() & 0o7777
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(Error::env(format!(
+            "XDG_RUNTIME_DIR {} {problem}: podlab will not use a podman socket in it",
+            dir.display()
+        ))
+        .hint(fix)),
+        None => Ok(()),
+    }
+}
+
+/// Checks that a socket podlab found by itself (not one the user named) belongs to the user:
+/// a vetted runtime directory admits no one else's, but `/run/podman` is root's.
+pub fn vet_socket_owner(path: &Path) -> Result<()> {
+    let euid = rustix::process::geteuid().as_raw();
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.uid() != euid => Err(Error::env(format!(
+            "podman socket {} belongs to uid {}, not to you (uid {euid}): podlab will not send it your session",
+            path.display(),
+            meta.uid()
+        ))
+        .hint("remove it if you do not know who made it, or name a socket you trust with --url unix:///path/to/podman.sock")),
+        _ => Ok(()),
+    }
+}
+
+/// Warns when a socket the user named (`--url`, `CONTAINER_HOST`) belongs to neither the user
+/// nor root. Decided: such a socket is used anyway. The user chose that path, and shared
+/// sockets are legitimate (a rootful Podman's socket opened to a group, a service account's
+/// socket shared on purpose); the owner check above exists for sockets podlab finds by itself
+/// in a directory someone else may control. The warning makes an unexpected owner visible.
+pub fn warn_foreign_explicit_socket(path: &Path) {
+    let euid = rustix::process::geteuid().as_raw();
+    let owner = std::fs::symlink_metadata(path).ok().map(|meta| meta.uid());
+    if let Some(owner) = owner.filter(|owner| *owner != euid && *owner != 0) {
+        tracing::warn!(
+            "podman socket {} belongs to uid {}, not to you: everything podlab sends (env values included) goes to that user's service",
+            path.display(),
+            owner
+        );
+    }
 }
 
 /// Turns `unix:///path` into the path; refuses other schemes with the reason.
@@ -311,6 +402,56 @@ mod tests {
             ]
         );
         assert!(paths(&env(None, false)).is_empty());
+    }
+
+    #[test]
+    fn s1_runtime_dir_owned_by_another_user_or_writable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let own = dir.path().join("own");
+        std::fs::create_dir(&own).unwrap();
+        std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(vet_runtime_dir(&own), Ok(()));
+        std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            vet_runtime_dir(&own),
+            Ok(()),
+            "readable by others, as Podman allows"
+        );
+        for mode in [0o777, 0o770, 0o702, 0o500] {
+            std::fs::set_permissions(&own, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = vet_runtime_dir(&own).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            assert!(
+                err.to_string()
+                    .contains("podlab will not use a podman socket in it"),
+                "{err}"
+            );
+            assert!(
+                err.hint_text().unwrap().contains("/run/user/$(id -u)"),
+                "{err}"
+            );
+        }
+        if rustix::process::geteuid().is_root() {
+            std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o700)).unwrap();
+            std::os::unix::fs::chown(&own, Some(65534), None).unwrap();
+            let err = vet_runtime_dir(&own).unwrap_err();
+            assert!(err.to_string().contains("belongs to uid 65534"), "{err}");
+        }
+        let missing = vet_runtime_dir(&dir.path().join("none")).unwrap_err();
+        assert!(missing.to_string().contains("does not exist"), "{missing}");
+        assert!(
+            missing.hint_text().unwrap().contains("install -d -m 700"),
+            "{missing}"
+        );
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(
+            vet_runtime_dir(&file)
+                .unwrap_err()
+                .to_string()
+                .contains("is not a directory")
+        );
     }
 
     #[test]

@@ -353,13 +353,25 @@ impl Layout {
 /// Builders of small ELF files for tests across the crate.
 #[cfg(test)]
 pub mod test_support {
-    const EM_X86_64: u16 = 62;
+    pub(crate) const EM_X86_64: u16 = 62;
+    pub(crate) const EM_386: u16 = 3;
 
     /// A minimal x86_64 ELF64 little-endian shared object named `soname`: one `PT_LOAD`
     /// covering the whole file, a `PT_DYNAMIC` with `DT_STRTAB`, `DT_STRSZ`, `DT_SONAME` and
     /// `DT_NULL`, and the string table. `ldconfig` accepts it and caches it under `soname`.
     pub fn shared_object(soname: &str) -> Vec<u8> {
         build(soname, true, false, EM_X86_64)
+    }
+
+    /// A little-endian x86_64 (`wide`) or i386 shared object with no `DT_SONAME`, as X and GBM
+    /// modules are: [`build`]'s file with that entry turned into a `DT_DEBUG`.
+    pub fn without_soname(wide: bool) -> Vec<u8> {
+        let mut out = build("", wide, false, if wide { EM_X86_64 } else { EM_386 });
+        let (ehdr, phdr, dyn_len) = if wide { (64, 56, 16) } else { (52, 32, 8) };
+        // The third dynamic entry is DT_SONAME (14); its tag is the entry's first word.
+        let tag = ehdr + 2 * phdr + 2 * dyn_len;
+        out[tag] = 21;
+        out
     }
 
     /// The same file in any class and byte order, for `machine`.

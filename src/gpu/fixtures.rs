@@ -2,9 +2,11 @@
 //!
 //! Each builder makes, in a temp dir, the files discovery reads on a real machine: the
 //! driver's `/proc` files in the driver's own format, `/sys/bus/pci/devices/<bus>/drm`, the
-//! `/dev` nodes, the libraries (tiny ELF files with the real SONAMEs, under their versioned
-//! names, with the SONAME links the packages ship), binaries, GSP firmware, config files and,
-//! for some roots, an `etc/ld.so.cache` written by the host's real `ldconfig -r`.
+//! `/dev` nodes, and the driver's files exactly where a real installation puts them: the
+//! manifests in `cdi/roots/` list them from real packages (Debian's `.deb`s, Canonical's and
+//! RPM Fusion's packaging), none is placed by hand here. Libraries become tiny ELF files with
+//! the SONAMEs the manifests record, programs small scripts, config files keep their real
+//! text; some roots get an `etc/ld.so.cache` written by the host's real `ldconfig -r`.
 //!
 //! Device nodes must be character devices and tests must not need root, so every node is a
 //! symlink to a host character device (`/dev/null`, `/dev/zero`, ...): discovery reads node
@@ -31,12 +33,7 @@ use std::process::Command;
 use tempfile::TempDir;
 
 use super::DriverRoots;
-use super::elf::test_support::{build, shared_object};
-
-/// Debian trixie's driver.
-pub const V550: &str = "550.163.01";
-/// A current production branch driver.
-pub const V570: &str = "570.133.20";
+use super::elf::test_support::{EM_386, EM_X86_64, build, shared_object, without_soname};
 
 /// The group the render node of [`ubuntu_flat`] is given when podlab makes the node itself, and
 /// the number golden specs show whatever group the host lent it.
@@ -50,8 +47,8 @@ pub struct Fixture {
     /// Holds the whole tree; removed on drop.
     pub dir: TempDir,
     pub roots: DriverRoots,
-    /// The driver version the tree is built for.
-    pub version: &'static str,
+    /// The driver version the tree is built for (its manifest's).
+    pub version: String,
     /// The group of the DRM render node, when this root asked for one and the host could give
     /// it (a host device of a non-root group, or `mknod` as root).
     pub render_gid: Option<u32>,
@@ -60,7 +57,7 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    fn new(name: &'static str, version: &'static str) -> Self {
+    fn new(name: &'static str, version: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix(&format!("podlab-{name}-"))
             .tempdir()
@@ -73,7 +70,7 @@ impl Fixture {
             name,
             dir,
             roots,
-            version,
+            version: version.to_owned(),
             render_gid: None,
             ld_cache: false,
         }
@@ -109,13 +106,6 @@ impl Tree {
         let at = self.at(path);
         Self::parent_of(&at);
         fs::write(at, bytes).unwrap();
-    }
-
-    /// An executable (a shell script stands in for the ELF binary).
-    fn exec(&self, path: &str) {
-        let name = path.rsplit('/').next().unwrap();
-        self.write(path, format!("#!/bin/sh\necho 'fake {name}'\n"));
-        fs::set_permissions(self.at(path), fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     fn remove(&self, path: &str) {
@@ -184,105 +174,171 @@ impl Tree {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Libraries
+// Driver files from the manifests in cdi/roots/
 
-/// A driver library: its file-name stem and the part of its SONAME after `.so.`, or `None`
-/// when the SONAME is the full versioned name (NVIDIA's internal libraries).
-type Lib = (&'static str, Option<&'static str>);
-
-/// What the compute packages install (`libnvidia-compute-*`, `libcuda1`, `libnvidia-nvvm4`,
-/// ...).
-const COMPUTE: [Lib; 13] = [
-    ("libcuda", Some("1")),
-    ("libcudadebugger", Some("1")),
-    ("libnvcuvid", Some("1")),
-    ("libnvidia-allocator", Some("1")),
-    ("libnvidia-cfg", Some("1")),
-    ("libnvidia-encode", Some("1")),
-    ("libnvidia-gpucomp", None),
-    ("libnvidia-ml", Some("1")),
-    ("libnvidia-nvvm", Some("4")),
-    ("libnvidia-opencl", Some("1")),
-    ("libnvidia-opticalflow", Some("1")),
-    ("libnvidia-pkcs11-openssl3", None),
-    ("libnvidia-ptxjitcompiler", Some("1")),
-];
-
-/// New in the 570 branch (NVIDIA's generator reads the driver version from it).
-const SANDBOXUTILS: Lib = ("libnvidia-sandboxutils", Some("1"));
-
-/// What the GL/EGL/Vulkan packages install.
-const GRAPHICS: [Lib; 12] = [
-    ("libEGL_nvidia", Some("0")),
-    ("libGLESv1_CM_nvidia", Some("1")),
-    ("libGLESv2_nvidia", Some("2")),
-    ("libGLX_nvidia", Some("0")),
-    ("libnvidia-eglcore", None),
-    ("libnvidia-fbc", Some("1")),
-    ("libnvidia-glcore", None),
-    ("libnvidia-glsi", None),
-    ("libnvidia-glvkspirv", None),
-    ("libnvidia-rtcore", None),
-    ("libnvidia-tls", None),
-    ("libnvoptix", Some("1")),
-];
-
-fn soname(lib: Lib, version: &str) -> String {
-    format!("{}.so.{}", lib.0, lib.1.unwrap_or(version))
+/// What one manifest entry is (see `cdi/roots/lib.sh` for the format).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    /// A shared object: 64-bit or not, with its SONAME (X and GBM modules have none).
+    Elf {
+        wide: bool,
+        soname: Option<String>,
+    },
+    Exec,
+    /// A small config file and its real content.
+    Text(Vec<u8>),
+    Data,
 }
 
-fn file_name(lib: Lib, version: &str) -> String {
-    format!("{}.so.{version}", lib.0)
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Entry {
+    File { path: String, mode: u32, kind: Kind },
+    Link { path: String, target: String },
 }
 
-/// Installs each library in `dir` under its versioned name, with its SONAME link (and the
-/// `libcuda.so` development link), as the packages do.
-fn install_libs(tree: &Tree, dir: &str, version: &str, libs: &[Lib]) {
-    install_libs_as(tree, dir, version, libs, shared_object);
+/// One driver installation's files, as its packages put them on disk.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub version: String,
+    entries: Vec<Entry>,
 }
 
-/// Like [`install_libs`], with the ELF bytes made by `make` from the SONAME.
-fn install_libs_as(
-    tree: &Tree,
-    dir: &str,
-    version: &str,
-    libs: &[Lib],
-    make: impl Fn(&str) -> Vec<u8>,
-) {
-    for &lib in libs {
-        let (file, soname) = (file_name(lib, version), soname(lib, version));
-        tree.write(&format!("{dir}/{file}"), make(&soname));
-        if soname != file {
-            tree.link(&format!("{dir}/{soname}"), &file);
+impl Manifest {
+    /// `cdi/roots/<name>.files`.
+    ///
+    /// # Panics
+    ///
+    /// When the file is missing or does not parse.
+    pub fn load(name: &str) -> Self {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("cdi/roots")
+            .join(format!("{name}.files"));
+        let text = fs::read_to_string(&path).unwrap();
+        Self::parse(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let mut version = None;
+        let mut entries = Vec::new();
+        for (number, line) in (1..).zip(text.lines()) {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let bad = || format!("line {number}: cannot read {line:?}");
+            match fields.as_slice() {
+                [] | ["#" | "source" | "package", ..] => {}
+                ["version", v] => version = Some((*v).to_owned()),
+                ["link", path, target] => entries.push(Entry::Link {
+                    path: (*path).to_owned(),
+                    target: (*target).to_owned(),
+                }),
+                ["file", path, mode, kind] => entries.push(Entry::File {
+                    path: (*path).to_owned(),
+                    mode: u32::from_str_radix(mode, 8).map_err(|_| bad())?,
+                    kind: parse_kind(kind).ok_or_else(bad)?,
+                }),
+                _ if line.starts_with('#') => {}
+                _ => return Err(bad()),
+            }
         }
-        if lib.0 == "libcuda" {
-            tree.link(&format!("{dir}/libcuda.so"), &soname);
+        Ok(Self {
+            version: version.ok_or("no version line")?,
+            entries,
+        })
+    }
+
+    /// The paths of the 64-bit shared objects that have a SONAME: the libraries a program of
+    /// podlab's architecture can load.
+    pub fn libraries(&self) -> Vec<&str> {
+        self.entries
+            .iter()
+            .filter_map(|entry| match entry {
+                Entry::File {
+                    path,
+                    kind:
+                        Kind::Elf {
+                            wide: true,
+                            soname: Some(_),
+                        },
+                    ..
+                } => Some(path.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Writes every file and link into `tree`.
+    fn install(&self, tree: &Tree) {
+        self.install_as(tree, |wide, soname| {
+            build(soname, wide, false, if wide { EM_X86_64 } else { EM_386 })
+        });
+    }
+
+    fn install_as(&self, tree: &Tree, elf: impl Fn(bool, &str) -> Vec<u8>) {
+        for entry in &self.entries {
+            match entry {
+                Entry::File { path, mode, kind } => {
+                    let bytes = match kind {
+                        Kind::Elf { wide, soname } => match soname {
+                            Some(soname) => elf(*wide, soname),
+                            None => without_soname(*wide),
+                        },
+                        Kind::Exec => {
+                            let name = path.rsplit('/').next().unwrap_or_default();
+                            format!("#!/bin/sh\necho 'fake {name}'\n").into_bytes()
+                        }
+                        Kind::Text(text) => text.clone(),
+                        Kind::Data => Vec::new(),
+                    };
+                    tree.write(path, bytes);
+                    fs::set_permissions(tree.at(path), fs::Permissions::from_mode(*mode)).unwrap();
+                }
+                Entry::Link { path, target } => tree.link(path, target),
+            }
         }
     }
 }
 
-/// An EGL external platform library (own version, e.g. `libnvidia-egl-wayland.so.1.1.13`).
-fn egl_platform(tree: &Tree, dir: &str, stem: &str, version: &str, make: fn(&str) -> Vec<u8>) {
-    let soname = format!("{stem}.so.1");
-    let file = format!("{stem}.so.{version}");
-    tree.write(&format!("{dir}/{file}"), make(&soname));
-    tree.link(&format!("{dir}/{soname}"), &file);
+fn parse_kind(text: &str) -> Option<Kind> {
+    let (head, rest) = text
+        .split_once(':')
+        .map_or((text, None), |(h, r)| (h, Some(r)));
+    Some(match head {
+        "elf64" | "elf32" => Kind::Elf {
+            wide: head == "elf64",
+            soname: rest.map(str::to_owned),
+        },
+        "exec" => Kind::Exec,
+        "text" => Kind::Text(base64_decode(rest?)?),
+        "data" => Kind::Data,
+        _ => return None,
+    })
 }
 
-/// A 32-bit i386 shared object, as the multilib (`.i686`) packages install in `/usr/lib`.
-fn i386_object(soname: &str) -> Vec<u8> {
-    const EM_386: u16 = 3;
-    build(soname, false, false, EM_386)
-}
-
-/// `vdpau/libvdpau_nvidia.so.<version>` under `dir`, with its SONAME link.
-fn vdpau(tree: &Tree, dir: &str, version: &str) {
-    install_libs(
-        tree,
-        &format!("{dir}/vdpau"),
-        version,
-        &[("libvdpau_nvidia", Some("1"))],
-    );
+/// Standard base64 (with `=` padding), as `base64 -w0` writes it.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(
+            match c {
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'+' => 62,
+                b'/' => 63,
+                _ => return None,
+            }
+            .into(),
+        )
+    };
+    let bytes = text.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for slot in 0..4 {
+            acc = acc << 6 | chunk.get(slot).map_or(Some(0), |&c| value(c))?;
+        }
+        let [_, a, b, c] = acc.to_be_bytes();
+        out.extend_from_slice(&[a, b, c][..chunk.len() - 1]);
+    }
+    Some(out)
 }
 
 fn ld_so_conf(tree: &Tree, extra: &[(&str, &str)]) {
@@ -291,45 +347,6 @@ fn ld_so_conf(tree: &Tree, extra: &[(&str, &str)]) {
         tree.write(&format!("/etc/ld.so.conf.d/{name}"), text);
     }
 }
-
-// ---------------------------------------------------------------------------------------------
-// Binaries, firmware, configs
-
-const ALL_BINARIES: [&str; 5] = [
-    "nvidia-smi",
-    "nvidia-debugdump",
-    "nvidia-persistenced",
-    "nvidia-cuda-mps-control",
-    "nvidia-cuda-mps-server",
-];
-
-fn binaries(tree: &Tree, dir: &str, names: &[&str]) {
-    for name in names {
-        tree.exec(&format!("{dir}/{name}"));
-    }
-}
-
-/// GSP firmware for Turing (`tu10x`) and Ampere and newer (`ga10x`).
-fn firmware(tree: &Tree, base: &str, version: &str) {
-    for name in ["gsp_ga10x.bin", "gsp_tu10x.bin"] {
-        tree.write(
-            &format!("{base}/nvidia/{version}/{name}"),
-            b"\x7fELF\x02\x01\x01\0gsp-firmware",
-        );
-    }
-}
-
-const EGL_VENDOR_JSON: &str = "{\n    \"file_format_version\" : \"1.0.0\",\n    \"ICD\" : {\n        \"library_path\" : \"libEGL_nvidia.so.0\"\n    }\n}\n";
-
-const VULKAN_ICD_JSON: &str = "{\n    \"file_format_version\" : \"1.0.1\",\n    \"ICD\": {\n        \"library_path\": \"libGLX_nvidia.so.0\",\n        \"api_version\" : \"1.4.303\"\n    }\n}\n";
-
-fn egl_platform_json(library: &str) -> String {
-    format!(
-        "{{\n    \"file_format_version\" : \"1.0.0\",\n    \"ICD\" : {{\n        \"library_path\" : \"{library}\"\n    }}\n}}\n"
-    )
-}
-
-const OPENCL_ICD: &str = "libnvidia-opencl.so.1\n";
 
 // ---------------------------------------------------------------------------------------------
 // /proc, /sys, /dev
@@ -547,153 +564,53 @@ fn render_node_with_group(tree: &Tree, path: &str) -> Option<u32> {
 // ---------------------------------------------------------------------------------------------
 // The roots
 
-/// Debian 13 with `nvidia-driver` 550 from non-free: libraries in
-/// `/usr/lib/x86_64-linux-gnu/nvidia/current`, reached from the multiarch directory through
-/// absolute `/etc/alternatives` links (`nvidia-alternative`), `nvidia-smi` in
-/// `/usr/lib/nvidia/current`; two GPUs with DRM nodes; no `ld.so.cache`.
+const MULTIARCH_CONF: (&str, &str) = (
+    "x86_64-linux-gnu.conf",
+    "# Multiarch support\n/usr/local/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n",
+);
+
+/// Debian 13 with `nvidia-driver` 550 from non-free (`cdi/roots/debian-trixie.files`): the
+/// public libraries in `/usr/lib/x86_64-linux-gnu/nvidia/current`, reached from the multiarch
+/// directory through absolute `/etc/alternatives` links, the internal ones (`libnvidia-gpucomp`,
+/// `-glcore`, ...) in the multiarch directory itself, `nvidia-smi` in `/usr/lib/nvidia/current`;
+/// two GPUs with DRM nodes; no `ld.so.cache`.
 pub fn debian_like() -> Fixture {
-    let fixture = Fixture::new("debian_like", V550);
+    let manifest = Manifest::load("debian-trixie");
+    let fixture = Fixture::new("debian_like", &manifest.version);
     let t = fixture.driver();
-    let version = V550;
     t.merged_usr(true);
-    let multiarch = "/usr/lib/x86_64-linux-gnu";
-    let current = format!("{multiarch}/nvidia/current");
-    let libs: Vec<Lib> = COMPUTE.iter().chain(&GRAPHICS).copied().collect();
-    install_libs(&t, &current, version, &libs);
-    // nvidia-alternative: one slave link per public SONAME (and libcuda.so).
-    let public = [
-        "libcuda.so",
-        "libcuda.so.1",
-        "libnvidia-ml.so.1",
-        "libnvidia-ptxjitcompiler.so.1",
-        "libnvidia-nvvm.so.4",
-        "libnvidia-cfg.so.1",
-        "libnvidia-allocator.so.1",
-        "libnvcuvid.so.1",
-        "libnvidia-encode.so.1",
-        "libGLX_nvidia.so.0",
-        "libEGL_nvidia.so.0",
-        "libGLESv2_nvidia.so.2",
-        "libGLESv1_CM_nvidia.so.1",
-    ];
-    t.link("/etc/alternatives/nvidia", "/usr/lib/nvidia/current");
-    for name in public {
-        let alternative = format!("/etc/alternatives/nvidia--{name}-x86_64-linux-gnu");
-        t.link(&alternative, &format!("{current}/{name}"));
-        t.link(&format!("{multiarch}/{name}"), &alternative);
-    }
-    // nvidia-vdpau-driver installs in the multiarch vdpau/ directory, not in nvidia/current.
-    vdpau(&t, multiarch, version);
-    // libnvidia-egl-wayland1 and libnvidia-egl-gbm1 are packaged apart, with their own versions.
-    egl_platform(
-        &t,
-        multiarch,
-        "libnvidia-egl-wayland",
-        "1.1.13",
-        shared_object,
-    );
-    egl_platform(&t, multiarch, "libnvidia-egl-gbm", "1.1.2", shared_object);
-    // nvidia-smi and nvidia-debugdump live in /usr/lib/nvidia/current behind alternatives.
-    for name in ["nvidia-smi", "nvidia-debugdump"] {
-        t.exec(&format!("/usr/lib/nvidia/current/{name}"));
-        let alternative = format!("/etc/alternatives/nvidia--{name}");
-        t.link(&alternative, &format!("/usr/lib/nvidia/current/{name}"));
-        t.link(&format!("/usr/bin/{name}"), &alternative);
-    }
-    binaries(&t, "/usr/bin", &["nvidia-persistenced", "nvidia-cdi-hook"]);
-    firmware(&t, "/usr/lib/firmware", version);
-    t.write(
-        "/usr/share/glvnd/egl_vendor.d/10_nvidia.json",
-        EGL_VENDOR_JSON,
-    );
-    t.write("/usr/lib/nvidia/current/nvidia_icd.json", VULKAN_ICD_JSON);
-    t.link(
-        "/etc/alternatives/nvidia--nvidia_icd.json",
-        "/usr/lib/nvidia/current/nvidia_icd.json",
-    );
-    t.link(
-        "/usr/share/vulkan/icd.d/nvidia_icd.json",
-        "/etc/alternatives/nvidia--nvidia_icd.json",
-    );
-    t.write("/etc/OpenCL/vendors/nvidia.icd", OPENCL_ICD);
+    manifest.install(&t);
 
     let d = fixture.dev();
-    proc_version(&d, version, false);
+    proc_version(&d, &fixture.version, false);
     for card in [
         Card::new("0000:01:00.0", 0, "NVIDIA GeForce RTX 4090", 1).drm(0, 128),
         Card::new("0000:21:00.0", 1, "NVIDIA RTX A4000", 2).drm(1, 129),
     ] {
-        gpu(&d, &card, version, "/dev/full");
+        gpu(&d, &card, &fixture.version, "/dev/full");
     }
     control_nodes(&d, true, true);
     d.socket("/run/nvidia-persistenced/socket");
     fixture
 }
 
-/// Ubuntu 24.04 with NVIDIA's packages (or NVIDIA's CUDA repo): everything flat in the
-/// multiarch directory, `vdpau/`, EGL platform libraries, an `ld.so.cache`; one GPU whose
-/// render node belongs to a non-root group (exercises `additionalGids`).
+/// Ubuntu 24.04 with `nvidia-driver-570` (`cdi/roots/ubuntu-noble.files`; NVIDIA's CUDA repo
+/// and the `.run` installer put the same files in the same places): everything flat in the
+/// multiarch directory, `vdpau/`, `gbm/`, EGL platform libraries, an `ld.so.cache`; one GPU
+/// whose render node belongs to a non-root group (exercises `additionalGids`).
 pub fn ubuntu_flat() -> Fixture {
-    let mut fixture = Fixture::new("ubuntu_flat", V570);
+    let manifest = Manifest::load("ubuntu-noble");
+    let mut fixture = Fixture::new("ubuntu_flat", &manifest.version);
     let t = fixture.driver();
-    let version = V570;
     t.merged_usr(true);
-    let multiarch = "/usr/lib/x86_64-linux-gnu";
-    let libs: Vec<Lib> = COMPUTE
-        .iter()
-        .chain(&GRAPHICS)
-        .chain([&SANDBOXUTILS])
-        .copied()
-        .collect();
-    install_libs(&t, multiarch, version, &libs);
-    vdpau(&t, multiarch, version);
-    egl_platform(
-        &t,
-        multiarch,
-        "libnvidia-egl-wayland",
-        "1.1.13",
-        shared_object,
-    );
-    egl_platform(&t, multiarch, "libnvidia-egl-gbm", "1.1.2", shared_object);
-    egl_platform(&t, multiarch, "libnvidia-egl-xcb", "1.0.1", shared_object);
-    egl_platform(&t, multiarch, "libnvidia-egl-xlib", "1.0.1", shared_object);
-    binaries(&t, "/usr/bin", &ALL_BINARIES);
-    firmware(&t, "/usr/lib/firmware", version);
-    t.write(
-        "/usr/share/glvnd/egl_vendor.d/10_nvidia.json",
-        EGL_VENDOR_JSON,
-    );
-    t.write("/usr/share/vulkan/icd.d/nvidia_icd.json", VULKAN_ICD_JSON);
-    t.write(
-        "/usr/share/vulkan/implicit_layer.d/nvidia_layers.json",
-        "{\n    \"file_format_version\" : \"1.0.1\",\n    \"layer\": {\n        \"name\": \"VK_LAYER_NV_optimus\"\n    }\n}\n",
-    );
-    for (file, library) in [
-        ("10_nvidia_wayland.json", "libnvidia-egl-wayland.so.1"),
-        ("15_nvidia_gbm.json", "libnvidia-egl-gbm.so.1"),
-        ("20_nvidia_xcb.json", "libnvidia-egl-xcb.so.1"),
-        ("20_nvidia_xlib.json", "libnvidia-egl-xlib.so.1"),
-    ] {
-        t.write(
-            &format!("/usr/share/egl/egl_external_platform.d/{file}"),
-            egl_platform_json(library),
-        );
-    }
-    t.write("/usr/share/nvidia/nvoptix.bin", b"nvoptix");
-    t.write("/etc/OpenCL/vendors/nvidia.icd", OPENCL_ICD);
-    ld_so_conf(
-        &t,
-        &[(
-            "x86_64-linux-gnu.conf",
-            "# Multiarch support\n/usr/local/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n",
-        )],
-    );
+    manifest.install(&t);
+    ld_so_conf(&t, &[MULTIARCH_CONF]);
     fixture.ld_cache = t.ldconfig();
 
     let d = fixture.dev();
-    proc_version(&d, version, true);
+    proc_version(&d, &fixture.version, true);
     let card = Card::new("0000:01:00.0", 0, "NVIDIA GeForce RTX 4090", 3).drm(1, 128);
-    gpu(&d, &card, version, "/dev/full");
+    gpu(&d, &card, &fixture.version, "/dev/full");
     d.remove("/dev/dri/renderD128");
     fixture.render_gid = render_node_with_group(&d, "/dev/dri/renderD128");
     control_nodes(&d, true, true);
@@ -701,101 +618,42 @@ pub fn ubuntu_flat() -> Fixture {
     fixture
 }
 
-/// Fedora with RPM Fusion's `xorg-x11-drv-nvidia`: 64-bit libraries in `/usr/lib64`, the
-/// `.i686` multilib copies (32-bit ELF, same names and SONAMEs) in `/usr/lib`, which must not
-/// be picked; an `ld.so.cache` that lists both.
+/// Fedora with RPM Fusion's `xorg-x11-drv-nvidia` (`cdi/roots/fedora-rpmfusion.files`):
+/// 64-bit libraries in `/usr/lib64`, the `.i686` multilib copies (32-bit ELF, same names and
+/// SONAMEs) in `/usr/lib`, which must not be picked; an `ld.so.cache` that lists both.
 pub fn fedora_lib64() -> Fixture {
-    let mut fixture = Fixture::new("fedora_lib64", V570);
+    let manifest = Manifest::load("fedora-rpmfusion");
+    let mut fixture = Fixture::new("fedora_lib64", &manifest.version);
     let t = fixture.driver();
-    let version = V570;
     t.merged_usr(true);
-    let libs: Vec<Lib> = COMPUTE
-        .iter()
-        .chain(&GRAPHICS)
-        .chain([&SANDBOXUTILS])
-        .copied()
-        .collect();
-    install_libs(&t, "/usr/lib64", version, &libs);
-    vdpau(&t, "/usr/lib64", version);
-    egl_platform(
-        &t,
-        "/usr/lib64",
-        "libnvidia-egl-wayland",
-        "1.1.13",
-        shared_object,
-    );
-    // The 32-bit packages: cuda-libs.i686, libs.i686, egl-wayland.i686.
-    let multilib: Vec<Lib> = [
-        "libcuda",
-        "libnvcuvid",
-        "libnvidia-encode",
-        "libnvidia-ml",
-        "libnvidia-nvvm",
-        "libnvidia-opencl",
-        "libnvidia-ptxjitcompiler",
-        "libEGL_nvidia",
-        "libGLX_nvidia",
-        "libnvidia-glcore",
-        "libnvidia-tls",
-    ]
-    .iter()
-    .filter_map(|stem| libs.iter().find(|lib| lib.0 == *stem).copied())
-    .collect();
-    install_libs_as(&t, "/usr/lib", version, &multilib, i386_object);
-    vdpau_i386(&t, version);
-    egl_platform(
-        &t,
-        "/usr/lib",
-        "libnvidia-egl-wayland",
-        "1.1.13",
-        i386_object,
-    );
-    binaries(&t, "/usr/bin", &ALL_BINARIES);
-    firmware(&t, "/usr/lib/firmware", version);
-    t.write(
-        "/usr/share/glvnd/egl_vendor.d/10_nvidia.json",
-        EGL_VENDOR_JSON,
-    );
-    t.write("/etc/OpenCL/vendors/nvidia.icd", OPENCL_ICD);
+    manifest.install(&t);
     // Fedora's ldconfig searches /usr/lib64 and /usr/lib by itself; the host's (Debian's) one,
-    // which builds this cache, must be told about /usr/lib64.
-    ld_so_conf(&t, &[("lib64.conf", "/usr/lib64\n")]);
+    // which builds this cache, must be told about both.
+    ld_so_conf(&t, &[("lib64.conf", "/usr/lib64\n/usr/lib\n")]);
     fixture.ld_cache = t.ldconfig();
 
     let d = fixture.dev();
-    proc_version(&d, version, true);
+    proc_version(&d, &fixture.version, true);
     let card = Card::new("0000:65:00.0", 0, "NVIDIA RTX A6000", 4).drm(0, 128);
-    gpu(&d, &card, version, "/dev/full");
+    gpu(&d, &card, &fixture.version, "/dev/full");
     control_nodes(&d, true, true);
     fixture
 }
 
-fn vdpau_i386(tree: &Tree, version: &str) {
-    install_libs_as(
-        tree,
-        "/usr/lib/vdpau",
-        version,
-        &[("libvdpau_nvidia", Some("1"))],
-        i386_object,
-    );
-}
-
 /// A host whose driver is installed under `/usr/local/nvidia` (GKE's and some clusters'
-/// driver installers): `lib64/` and `bin/`, nothing in the system directories, no firmware;
-/// a headless T4.
+/// driver installers; `cdi/roots/usr-local-nvidia.files`): `lib64/` and `bin/`, nothing in the
+/// system directories, no firmware; a headless T4.
 pub fn usr_local_nvidia() -> Fixture {
-    let fixture = Fixture::new("usr_local_nvidia", V550);
-    let t = fixture.driver();
-    let version = V550;
-    install_libs(&t, "/usr/local/nvidia/lib64", version, &COMPUTE);
-    binaries(&t, "/usr/local/nvidia/bin", &ALL_BINARIES);
+    let manifest = Manifest::load("usr-local-nvidia");
+    let fixture = Fixture::new("usr_local_nvidia", &manifest.version);
+    manifest.install(&fixture.driver());
 
     let d = fixture.dev();
-    proc_version(&d, version, false);
+    proc_version(&d, &fixture.version, false);
     gpu(
         &d,
         &Card::new("0000:00:04.0", 0, "Tesla T4", 5),
-        version,
+        &fixture.version,
         "/dev/full",
     );
     control_nodes(&d, true, false);
@@ -803,37 +661,28 @@ pub fn usr_local_nvidia() -> Fixture {
 }
 
 /// The GPU operator's layout: the driver container's root at `<dir>/driver` (the host's
-/// `/run/nvidia/driver`: Ubuntu-style multiarch libraries, binaries, firmware, an
-/// `ld.so.cache`) and the host's `/dev`, `/proc`, `/sys` and `/run` at `<dir>/host`.
+/// `/run/nvidia/driver`: Ubuntu's packages, an `ld.so.cache`) and the host's `/dev`, `/proc`,
+/// `/sys` and `/run` at `<dir>/host`.
 pub fn split_roots() -> Fixture {
-    let mut fixture = Fixture::new("split_roots", V570);
+    let manifest = Manifest::load("ubuntu-noble");
+    let mut fixture = Fixture::new("split_roots", &manifest.version);
     fixture.roots = DriverRoots {
         driver_root: fixture.dir.path().join("driver"),
         dev_root: fixture.dir.path().join("host"),
     };
     let t = fixture.driver();
-    let version = V570;
     t.merged_usr(true);
-    let libs: Vec<Lib> = COMPUTE.iter().chain([&SANDBOXUTILS]).copied().collect();
-    install_libs(&t, "/usr/lib/x86_64-linux-gnu", version, &libs);
-    binaries(&t, "/usr/bin", &ALL_BINARIES);
-    firmware(&t, "/usr/lib/firmware", version);
-    ld_so_conf(
-        &t,
-        &[(
-            "x86_64-linux-gnu.conf",
-            "/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n",
-        )],
-    );
+    manifest.install(&t);
+    ld_so_conf(&t, &[MULTIARCH_CONF]);
     fixture.ld_cache = t.ldconfig();
 
     let d = fixture.dev();
-    proc_version(&d, version, true);
+    proc_version(&d, &fixture.version, true);
     for card in [
         Card::new("0000:07:00.0", 0, "NVIDIA A100-SXM4-80GB", 6),
         Card::new("0000:0f:00.0", 1, "NVIDIA A100-SXM4-80GB", 7),
     ] {
-        gpu(&d, &card, version, "/dev/full");
+        gpu(&d, &card, &fixture.version, "/dev/full");
     }
     control_nodes(&d, true, false);
     d.socket("/run/nvidia-persistenced/socket");
@@ -855,20 +704,17 @@ pub const EIGHT_GPU_MIG: [(u32, MigLayout); 2] = [
     (5, &[(7, &[0]), (8, &[0]), (9, &[0]), (10, &[0])]),
 ];
 
-/// An HGX H100 server (NVIDIA's repo layout, open kernel module, fabric manager): 8 GPUs,
-/// minors in probe order, MIG enabled on GPUs 2 and 5 with a few instances each.
+/// An HGX H100 server (Ubuntu's packages, open kernel module, fabric manager): 8 GPUs, minors
+/// in probe order, MIG enabled on GPUs 2 and 5 with a few instances each.
 pub fn eight_gpus_mig() -> Fixture {
-    let fixture = Fixture::new("eight_gpus_mig", V570);
+    let manifest = Manifest::load("ubuntu-noble");
+    let fixture = Fixture::new("eight_gpus_mig", &manifest.version);
     let t = fixture.driver();
-    let version = V570;
     t.merged_usr(true);
-    let libs: Vec<Lib> = COMPUTE.iter().chain([&SANDBOXUTILS]).copied().collect();
-    install_libs(&t, "/usr/lib/x86_64-linux-gnu", version, &libs);
-    binaries(&t, "/usr/bin", &ALL_BINARIES);
-    firmware(&t, "/usr/lib/firmware", version);
+    manifest.install(&t);
 
     let d = fixture.dev();
-    proc_version(&d, version, true);
+    proc_version(&d, &fixture.version, true);
     let buses = [
         "0000:18:00.0",
         "0000:2a:00.0",
@@ -881,7 +727,7 @@ pub fn eight_gpus_mig() -> Fixture {
     ];
     for (seed, (bus, minor)) in (10..).zip(buses.into_iter().zip(EIGHT_GPU_MINORS)) {
         let card = Card::new(bus, minor, "NVIDIA H100 80GB HBM3", seed);
-        gpu(&d, &card, version, "/dev/full");
+        gpu(&d, &card, &fixture.version, "/dev/full");
     }
     control_nodes(&d, true, false);
     mig_enabled(&d);
@@ -896,45 +742,45 @@ pub fn eight_gpus_mig() -> Fixture {
     fixture
 }
 
-/// The libraries [`half_installed`] breaks, and how.
+/// The libraries [`half_installed`] breaks (by stem; the files are `<stem>.so.<version>`), and
+/// how.
 pub const HALF_INSTALLED_BROKEN: [&str; 3] = [
     // Empty: dpkg was interrupted after creating the file.
-    "libnvidia-ptxjitcompiler.so.550.163.01",
+    "libnvidia-ptxjitcompiler",
     // Cut inside the ELF header.
-    "libnvidia-nvvm.so.550.163.01",
+    "libnvidia-nvvm",
     // Not ELF at all.
-    "libnvidia-opencl.so.550.163.01",
+    "libnvidia-opencl",
 ];
 
-/// An interrupted install on Ubuntu: the module is loaded, but three libraries are empty,
-/// truncated or garbage, `ld.so.cache` is cut short, `nvidia-uvm` was never loaded, the second
-/// GPU has no `/dev/nvidia1`, and GPU 0 has a MIG instance but there is no `/dev/nvidia-caps`.
+/// An interrupted install of Ubuntu's packages: the module is loaded, but three libraries are
+/// empty, truncated or garbage, `ld.so.cache` is cut short, `nvidia-uvm` was never loaded, the
+/// second GPU has no `/dev/nvidia1`, and GPU 0 has a MIG instance but there is no
+/// `/dev/nvidia-caps`.
 pub fn half_installed() -> Fixture {
-    let fixture = Fixture::new("half_installed", V550);
+    let manifest = Manifest::load("ubuntu-noble");
+    let fixture = Fixture::new("half_installed", &manifest.version);
+    let version = fixture.version.clone();
     let t = fixture.driver();
-    let version = V550;
     t.merged_usr(true);
+    manifest.install(&t);
     let multiarch = "/usr/lib/x86_64-linux-gnu";
-    install_libs(&t, multiarch, version, &COMPUTE);
-    let [empty, cut, garbage] = HALF_INSTALLED_BROKEN;
-    t.write(&format!("{multiarch}/{empty}"), b"");
+    let [empty, cut, garbage] =
+        HALF_INSTALLED_BROKEN.map(|stem| format!("{multiarch}/{stem}.so.{version}"));
+    t.write(&empty, b"");
+    t.write(&cut, &shared_object("libnvidia-nvvm.so.4")[..40]);
     t.write(
-        &format!("{multiarch}/{cut}"),
-        &shared_object("libnvidia-nvvm.so.4")[..40],
-    );
-    t.write(
-        &format!("{multiarch}/{garbage}"),
+        &garbage,
         b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03 not a library",
     );
-    binaries(&t, "/usr/bin", &["nvidia-smi"]);
     t.write("/etc/ld.so.cache", b"glibc-ld.so.cache1.1\x2a\0\0");
 
     let d = fixture.dev();
-    proc_version(&d, version, false);
+    proc_version(&d, &version, false);
     let first = Card::new("0000:41:00.0", 0, "NVIDIA A100 80GB PCIe", 20);
     let second = Card::new("0000:c1:00.0", 1, "NVIDIA A100 80GB PCIe", 21);
-    gpu(&d, &first, version, "/dev/full");
-    gpu(&d, &second, version, "/dev/full");
+    gpu(&d, &first, &version, "/dev/full");
+    gpu(&d, &second, &version, "/dev/full");
     d.remove("/dev/nvidia1");
     control_nodes(&d, false, false);
     // MIG is on and an instance exists, but nvidia-modprobe never made /dev/nvidia-caps.
@@ -944,7 +790,7 @@ pub fn half_installed() -> Fixture {
 
 /// An empty host: a few standard directories, no driver.
 pub fn no_driver() -> Fixture {
-    let fixture = Fixture::new("no_driver", V550);
+    let fixture = Fixture::new("no_driver", "0.0");
     let t = fixture.driver();
     t.merged_usr(true);
     t.dir("/usr/lib/x86_64-linux-gnu");
@@ -983,11 +829,52 @@ mod tests {
             alternative,
             Path::new("/etc/alternatives/nvidia--libcuda.so.1-x86_64-linux-gnu")
         );
-        let gpucomp = multiarch.join(format!("nvidia/current/libnvidia-gpucomp.so.{V550}"));
+        // Debian installs the internal libraries beside the multiarch ones, not in nvidia/current.
+        let version = &fixture.version;
+        let gpucomp = multiarch.join(format!("libnvidia-gpucomp.so.{version}"));
         assert_eq!(
             read_soname(&gpucomp).unwrap(),
-            Some(format!("libnvidia-gpucomp.so.{V550}"))
+            Some(format!("libnvidia-gpucomp.so.{version}"))
         );
+        assert!(
+            !multiarch
+                .join(format!("nvidia/current/libnvidia-gpucomp.so.{version}"))
+                .exists()
+        );
+    }
+
+    #[test]
+    fn manifests_give_real_config_text_and_elf_classes() {
+        let fixture = debian_like();
+        let root = &fixture.roots.driver_root;
+        let icd = fs::read_to_string(root.join("etc/OpenCL/vendors/nvidia.icd")).unwrap();
+        assert_eq!(icd, "libnvidia-opencl.so.1\n");
+        let egl =
+            fs::read_to_string(root.join("usr/share/glvnd/egl_vendor.d/10_nvidia.json")).unwrap();
+        assert!(
+            egl.contains("\"library_path\" : \"libEGL_nvidia.so.0\""),
+            "{egl}"
+        );
+        let smi = root.join("usr/lib/nvidia/current/nvidia-smi");
+        assert_eq!(
+            fs::metadata(&smi).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        // Fedora's i686 copies are 32-bit ELF with the same SONAME.
+        let fedora = fedora_lib64();
+        let i686 = fedora
+            .roots
+            .driver_root
+            .join(format!("usr/lib/libcuda.so.{}", fedora.version));
+        let inspected = crate::gpu::elf::inspect(&i686);
+        assert_eq!(inspected.soname.unwrap().as_deref(), Some("libcuda.so.1"));
+        assert!(!inspected.target.unwrap().is_native());
+        assert_eq!(base64_decode("aGk="), Some(b"hi".to_vec()));
+        assert_eq!(base64_decode("aGkh"), Some(b"hi!".to_vec()));
+        let good = "version 1.0\nfile /x 0644 elf64:libx.so.1\nlink /y x\n";
+        assert_eq!(Manifest::parse(good).unwrap().libraries(), ["/x"]);
+        assert!(Manifest::parse("version 1.0\nfile /x 0644 elf99:libx.so.1\n").is_err());
+        assert!(Manifest::parse("version 1.0\nlink /x\n").is_err());
     }
 
     #[test]
@@ -1026,7 +913,7 @@ mod tests {
         assert!(names.contains(&"/dev/nvidiactl".to_owned()), "{names:?}");
         assert_eq!(
             fixture.roots.driver_version().as_deref(),
-            Some(V570),
+            Some(fixture.version.as_str()),
             "proc version line"
         );
     }

@@ -51,6 +51,10 @@ pub struct Library {
     pub soname: String,
     /// Lives in the `vdpau/` subdirectory of a library directory.
     pub vdpau: bool,
+    /// Other names it is opened or linked by, relative to a library directory, sorted: the
+    /// development links the driver's packages ship (`libcuda.so`, `libnvidia-ml.so`) and GBM's
+    /// backend (`gbm/nvidia-drm_gbm.so`).
+    pub aliases: Vec<String>,
 }
 
 /// A file mounted at a fixed container path.
@@ -129,19 +133,24 @@ const IPC: [&str; 3] = [
     "/tmp/nvidia-mps",
 ];
 
-const CONFIGS: [&str; 11] = [
-    "/etc/OpenCL/vendors/nvidia.icd",
-    "/etc/vulkan/icd.d/nvidia_icd.json",
-    "/etc/vulkan/implicit_layer.d/nvidia_layers.json",
-    "/usr/share/egl/egl_external_platform.d/10_nvidia_wayland.json",
-    "/usr/share/egl/egl_external_platform.d/15_nvidia_gbm.json",
-    "/usr/share/egl/egl_external_platform.d/20_nvidia_xcb.json",
-    "/usr/share/egl/egl_external_platform.d/20_nvidia_xlib.json",
-    "/usr/share/glvnd/egl_vendor.d/10_nvidia.json",
-    "/usr/share/vulkan/icd.d/nvidia_icd.json",
-    "/usr/share/vulkan/implicit_layer.d/nvidia_layers.json",
-    "/usr/share/nvidia/nvoptix.bin",
+/// Config files the driver installs under more than one name (Fedora suffixes the Vulkan ICD
+/// with the architecture): `(directory, prefix of the file names)`; what each names is read by
+/// its loader (Vulkan, EGL, GLVND, OpenCL) from every file in the directory.
+const CONFIG_DIRS: [(&str, &str); 9] = [
+    ("/etc/OpenCL/vendors", "nvidia"),
+    ("/etc/vulkan/icd.d", "nvidia_icd"),
+    ("/etc/vulkan/implicit_layer.d", "nvidia_layers"),
+    ("/usr/share/egl/egl_external_platform.d", ""),
+    ("/usr/share/glvnd/egl_vendor.d", ""),
+    ("/usr/share/vulkan/icd.d", "nvidia_icd"),
+    ("/usr/share/vulkan/implicit_layer.d", "nvidia_layers"),
+    ("/usr/share/vulkansc/icd.d", "nvidia_icd"),
+    ("/usr/share/nvidia", "nvoptix.bin"),
 ];
+
+/// Driver libraries whose file name is their SONAME, with no driver version in it: found by
+/// name, as `*.so.<version>` cannot find them.
+const UNVERSIONED_LIBS: [&str; 1] = ["libnvidia-api.so.1"];
 
 const EGL_PLATFORM_LIBS: [&str; 4] = [
     "libnvidia-egl-gbm.so.",
@@ -273,17 +282,7 @@ pub fn discover(roots: &DriverRoots) -> Result<Inventory> {
                 container: PathBuf::from(path),
             })
             .collect(),
-        configs: CONFIGS
-            .iter()
-            .filter_map(|path| {
-                tree.resolver
-                    .resolve_file(Path::new(path))
-                    .map(|host| HostFile {
-                        host,
-                        container: PathBuf::from(path),
-                    })
-            })
-            .collect(),
+        configs: configs(&mut tree),
         driver_version,
         gpus,
         mig,
@@ -362,6 +361,12 @@ fn libcuda_candidates(
     found
 }
 
+/// Every library of the driver's version wherever the loader finds it: `*.so.<version>` (and
+/// [`UNVERSIONED_LIBS`]) in the directories holding `libcuda` (with their `vdpau/`), in the
+/// standard library directories, and in the root's `ld.so.cache`; plus the EGL platform
+/// libraries, which carry versions of their own. Debian, for one, keeps the public libraries
+/// in `nvidia/current` but the internal ones (`libnvidia-gpucomp`, `-glcore`, ...) in the
+/// multiarch directory. 32-bit copies are left out; the first file of each SONAME wins.
 fn libraries(
     tree: &mut DriverTree,
     dirs: &[PathBuf],
@@ -369,25 +374,47 @@ fn libraries(
     warnings: &mut Vec<Warning>,
 ) -> Vec<Library> {
     let suffix = format!(".so.{version}");
+    let is_driver_lib = |name: &str| name.ends_with(&suffix) || UNVERSIONED_LIBS.contains(&name);
+    let is_egl_platform = |name: &str| {
+        EGL_PLATFORM_LIBS.iter().any(|prefix| {
+            name.strip_prefix(prefix)
+                .is_some_and(|v| v.split('.').count() >= 3)
+        })
+    };
+    let search: Vec<PathBuf> = library_search_dirs()
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
     let mut files: Vec<(PathBuf, bool)> = Vec::new();
-    for dir in dirs {
+    for dir in dirs.iter().chain(&search) {
         for (sub, vdpau) in [(dir.clone(), false), (dir.join("vdpau"), true)] {
-            let names = tree.names(&sub, |name| name.ends_with(&suffix));
+            let names = tree.names(&sub, |name| {
+                is_driver_lib(name) || (!vdpau && is_egl_platform(name))
+            });
             files.extend(names.into_iter().map(|name| (sub.join(name), vdpau)));
         }
     }
-    for dir in library_search_dirs() {
-        let names = tree.names(Path::new(&dir), |name| {
-            EGL_PLATFORM_LIBS.iter().any(|prefix| {
-                name.strip_prefix(prefix)
-                    .is_some_and(|v| v.split('.').count() >= 3)
-            })
-        });
-        files.extend(
-            names
-                .into_iter()
-                .map(|name| (Path::new(&dir).join(name), false)),
-        );
+    for entry in cache_entries(tree) {
+        let name = entry
+            .path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned());
+        let real = tree.resolver.resolve_file(&entry.path);
+        let real_name = real
+            .as_ref()
+            .and_then(|host| host.file_name())
+            .map(|name| name.to_string_lossy().into_owned());
+        if [name, real_name]
+            .iter()
+            .flatten()
+            .any(|name| is_driver_lib(name))
+        {
+            let vdpau = entry
+                .path
+                .parent()
+                .is_some_and(|dir| dir.ends_with("vdpau"));
+            files.push((entry.path, vdpau));
+        }
     }
     let mut seen_hosts: BTreeSet<OsString> = BTreeSet::new();
     let mut seen_sonames = BTreeSet::new();
@@ -418,15 +445,102 @@ fn libraries(
                 continue;
             }
         };
+        // VDPAU drivers are loaded from `vdpau/` whatever directory the package keeps them in
+        // (Debian: `nvidia/current`, behind an alternatives link in the multiarch `vdpau/`).
+        let vdpau = vdpau || soname.starts_with("libvdpau_");
         if seen_sonames.insert((soname.clone(), vdpau)) {
             out.push(Library {
                 host,
                 soname,
                 vdpau,
+                aliases: Vec::new(),
             });
         }
     }
+    add_aliases(tree, dirs.iter().chain(&search), &mut out);
     out.sort_by(|a, b| (a.vdpau, &a.soname).cmp(&(b.vdpau, &b.soname)));
+    out
+}
+
+/// The entries of the driver root's `ld.so.cache` (none when it is missing or unreadable: the
+/// libcuda search has said so already).
+fn cache_entries(tree: &DriverTree) -> Vec<ldcache::CacheEntry> {
+    let path = rootfs::join(tree.root(), Path::new("/etc/ld.so.cache"));
+    fs::read(path)
+        .ok()
+        .and_then(|bytes| ldcache::parse(&bytes).ok())
+        .unwrap_or_default()
+}
+
+/// Fills in [`Library::aliases`]: each unversioned `lib*.so` development link in the library
+/// directories, and each `gbm/*_gbm.so` backend, that leads to a library's file. `libcuda.so`
+/// is always there: Triton and torch's inductor link their launchers with `-lcuda`, which
+/// needs it, and not every driver package ships it.
+fn add_aliases<'a>(
+    tree: &mut DriverTree,
+    dirs: impl Iterator<Item = &'a PathBuf>,
+    libraries: &mut [Library],
+) {
+    let mut seen_dirs = BTreeSet::new();
+    for dir in dirs {
+        if !seen_dirs.insert(dir.clone()) {
+            continue;
+        }
+        for (sub, prefix) in [(dir.clone(), ""), (dir.join("gbm"), "gbm/")] {
+            let names = tree.names(&sub, |name| {
+                if prefix.is_empty() {
+                    name.starts_with("lib")
+                        && Path::new(name).extension().is_some_and(|ext| ext == "so")
+                } else {
+                    name.ends_with("_gbm.so")
+                }
+            });
+            for name in names {
+                let Some(host) = tree.resolver.resolve_file(&sub.join(&name)) else {
+                    continue;
+                };
+                if let Some(lib) = libraries
+                    .iter_mut()
+                    .find(|lib| !lib.vdpau && lib.host == host)
+                {
+                    let alias = format!("{prefix}{name}");
+                    if alias != lib.soname && !lib.aliases.contains(&alias) {
+                        lib.aliases.push(alias);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(cuda) = libraries
+        .iter_mut()
+        .find(|lib| lib.soname == "libcuda.so.1")
+    {
+        if !cuda.aliases.iter().any(|alias| alias == "libcuda.so") {
+            cuda.aliases.push("libcuda.so".to_owned());
+        }
+    }
+    for lib in libraries {
+        lib.aliases.sort();
+    }
+}
+
+/// The config files of [`CONFIG_DIRS`] that name NVIDIA's libraries, at their own paths.
+fn configs(tree: &mut DriverTree) -> Vec<HostFile> {
+    let mut out = Vec::new();
+    for (dir, prefix) in CONFIG_DIRS {
+        let names = tree.names(Path::new(dir), |name| {
+            name.starts_with(prefix) && (!prefix.is_empty() || name.contains("nvidia"))
+        });
+        for name in names {
+            let path = Path::new(dir).join(name);
+            if let Some(host) = tree.resolver.resolve_file(&path) {
+                out.push(HostFile {
+                    host,
+                    container: path,
+                });
+            }
+        }
+    }
     out
 }
 

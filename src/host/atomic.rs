@@ -43,15 +43,22 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
 }
 
 /// Takes an exclusive lock on `path`, released when the file is dropped. Blocks at most
-/// `timeout`, polling, so a wedged peer cannot hang podlab forever.
+/// `timeout`, polling, so a wedged peer cannot hang podlab forever. A directory is locked
+/// itself (flock works on a directory's descriptor), so writers of a user's directory
+/// (`quadlet generate -o DIR`) leave no lock file in it; any other path is a lock file,
+/// created when missing.
 pub async fn lock(path: &Path, timeout: Duration) -> Result<File> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|err| Error::env(format!("cannot open lock file {}: {err}", path.display())))?;
+    let file = if path.is_dir() {
+        File::open(path)
+    } else {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+    }
+    .map_err(|err| Error::env(format!("cannot open lock file {}: {err}", path.display())))?;
     let deadline = Instant::now() + timeout;
     loop {
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
@@ -102,5 +109,15 @@ mod tests {
         assert!(flock(&other, FlockOperation::NonBlockingLockExclusive).is_err());
         drop(held);
         assert!(flock(&other, FlockOperation::NonBlockingLockExclusive).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_directory_is_locked_itself_and_gets_no_lock_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock(dir.path(), Duration::from_secs(1)).await.unwrap();
+        let other = File::open(dir.path()).unwrap();
+        assert!(flock(&other, FlockOperation::NonBlockingLockExclusive).is_err());
+        drop(held);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -106,7 +106,7 @@ pub fn resolve(
             flags
                 .tag
                 .clone()
-                .unwrap_or_else(|| format!("localhost/{project}:latest")),
+                .unwrap_or_else(|| crate::session::default_tag(&project, cwd)),
         ),
     };
     for (name, value) in &flags.arg {

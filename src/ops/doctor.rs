@@ -125,6 +125,8 @@ pub struct Facts {
     pub runtime_dir: Option<PathBuf>,
     /// Owner uid of `runtime_dir`, when it exists.
     pub runtime_dir_owner: Option<u32>,
+    /// Permission bits of `runtime_dir`, when it exists.
+    pub runtime_dir_mode: Option<u32>,
     pub socket: SocketFact,
     pub cgroup: CgroupMode,
     pub driver_version: Option<String>,
@@ -175,10 +177,9 @@ pub async fn gather(root: &HostRoot, connect: &ConnectOptions) -> Facts {
     let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR")
         .filter(|dir| !dir.is_empty())
         .map(PathBuf::from);
-    let runtime_dir_owner = runtime_dir
-        .as_ref()
-        .and_then(|dir| fs::metadata(dir).ok())
-        .map(|meta| meta.uid());
+    let runtime_dir_meta = runtime_dir.as_ref().and_then(|dir| fs::metadata(dir).ok());
+    let runtime_dir_owner = runtime_dir_meta.as_ref().map(MetadataExt::uid);
+    let runtime_dir_mode = runtime_dir_meta.as_ref().map(|meta| meta.mode() & 0o7777);
     let socket = match engine::connect(connect).await {
         Ok(connected) => SocketFact::Reached {
             host: connected.engine.host_summary().await.ok(),
@@ -201,6 +202,7 @@ pub async fn gather(root: &HostRoot, connect: &ConnectOptions) -> Facts {
         newgidmap: which::which("newgidmap").ok(),
         runtime_dir,
         runtime_dir_owner,
+        runtime_dir_mode,
         socket,
         cgroup: cgroup_mode(root),
         driver_version: driver.driver_version(),
@@ -383,7 +385,19 @@ fn runtime_dir(facts: &Facts) -> Check {
             ),
             fix,
         ),
-        (Some(dir), Some(_)) => Check::pass(name, dir.display().to_string()),
+        // Podman's rule, as podlab applies it before using a socket there
+        // (`engine::socket::vet_runtime_dir`): writable by its owner only.
+        (Some(dir), Some(_)) => match facts.runtime_dir_mode {
+            Some(mode) if mode & 0o722 != 0o700 => Check::fail(
+                name,
+                format!(
+                    "{} has mode {mode:o}: others can write into it, so podlab uses no socket there",
+                    dir.display()
+                ),
+                format!("chmod 700 {}", dir.display()),
+            ),
+            _ => Check::pass(name, dir.display().to_string()),
+        },
     }
 }
 
@@ -614,6 +628,7 @@ mod tests {
             newgidmap: Some("/usr/bin/newgidmap".into()),
             runtime_dir: Some("/run/user/1000".into()),
             runtime_dir_owner: Some(1000),
+            runtime_dir_mode: Some(0o700),
             socket: SocketFact::Reached {
                 connection: Connection {
                     socket: "/run/user/1000/podman/podman.sock".into(),
@@ -712,6 +727,10 @@ mod tests {
         for name in ["subuid", "newgidmap", "XDG_RUNTIME_DIR"] {
             assert_eq!(status_of(&checks, name), Status::Fail, "{name}");
         }
+        let mut open = healthy();
+        open.runtime_dir_mode = Some(0o777);
+        let open_checks = super::checks(&open);
+        assert_eq!(status_of(&open_checks, "XDG_RUNTIME_DIR"), Status::Fail);
         let subuid = checks.iter().find(|c| c.name == "subuid").unwrap();
         assert!(
             subuid

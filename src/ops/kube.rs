@@ -12,7 +12,9 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::capabilities::{Capabilities, Feature};
-use crate::emit::kube::{self, Generated, Gpus, Kind, KubePlan, Target, VolumeMode, kube_name};
+use crate::emit::kube::{
+    self, Generated, Gpus, Kind, KubePlan, Scale, Target, VolumeMode, kube_name, pod_hostname,
+};
 use crate::emit::podman::labels;
 use crate::engine::kube::PodFacts;
 use crate::engine::{Engine, Inspectable};
@@ -41,6 +43,10 @@ pub struct Options {
     pub runtime_class: Option<String>,
     /// Kubernetes: the number of GPUs to request, instead of counting `--gpus`.
     pub gpu_count: Option<u32>,
+    /// Kubernetes: GPUs per pod of a multi-node run, at most what `--gpus` names.
+    pub gpus_per_node: Option<u32>,
+    /// Nodes and Kueue queue (a multi-node Job or a JobSet).
+    pub scale: Scale,
 }
 
 /// `kube generate`'s defaults: what `kube play SESSION` plays and a `.kube` unit runs.
@@ -54,6 +60,8 @@ impl Default for Options {
             storage_class: None,
             runtime_class: None,
             gpu_count: None,
+            gpus_per_node: None,
+            scale: Scale::default(),
         }
     }
 }
@@ -76,6 +84,7 @@ pub async fn generate<E: Engine>(
 /// The podman-flavor YAML of a container's session, as `kube generate SESSION` writes it by
 /// default; `SESSION` is not a file, so an unknown name says both.
 pub async fn session_yaml<E: Engine>(engine: &E, caps: Capabilities, name: &str) -> Result<String> {
+    file_or_name(name, "session")?;
     if engine
         .inspect_json(Inspectable::Container, name)
         .await?
@@ -125,6 +134,10 @@ pub async fn plan_kube<E: Engine>(
         return Err(Error::user("--gpu-count is for --target kubernetes")
             .hint("podman kube play gets the GPUs themselves: pick them with --gpus"));
     }
+    if output.target == Target::Podman && output.gpus_per_node.is_some() {
+        return Err(Error::user("--gpus-per-node is for --target kubernetes")
+            .hint("podman kube play gets the GPUs themselves: pick them with --gpus"));
+    }
     let image = session.image.reference();
     let userns = if let Some(facts) = engine.inspect_image(image).await? {
         let passwd = if plan::needs_passwd(&facts.user) {
@@ -139,16 +152,25 @@ pub async fn plan_kube<E: Engine>(
         );
         plan::plan_user(session.user_map, "", None)
     };
-    let (gpus, gpu_names) = match output.target {
-        Target::Podman => podman_gpus(session, &caps)?,
-        Target::Kubernetes => (
+    let (gpus, gpu_names) = match (output.target, output.gpus_per_node) {
+        (Target::Podman, _) => podman_gpus(session, &caps)?,
+        (Target::Kubernetes, Some(per_node)) => {
+            plan::check_gpus_per_node(&session.gpus, per_node)?;
+            let gpus = if per_node == 0 {
+                Gpus::None
+            } else {
+                Gpus::Count(per_node)
+            };
+            (gpus, Vec::new())
+        }
+        (Target::Kubernetes, None) => (
             gpu_count(&session.gpus, &session.driver_roots, output.gpu_count)?,
             Vec::new(),
         ),
     };
     let label_disable =
         output.target == Target::Podman && gpus != Gpus::None && plan::selinux_enforcing();
-    Ok(KubePlan {
+    let plan = KubePlan {
         name,
         target: output.target,
         kind: output.kind,
@@ -161,7 +183,38 @@ pub async fn plan_kube<E: Engine>(
         storage_class: output.storage_class.clone(),
         runtime_class: output.runtime_class.clone(),
         label_disable,
-    })
+        scale: output.scale.clone(),
+    };
+    if plan.multi_node() {
+        check_multi_node(session, &plan)?;
+    }
+    Ok(plan)
+}
+
+/// What a run across nodes cannot have: host paths (each node has its own) and pod host
+/// names over a DNS label's 63 characters.
+fn check_multi_node(session: &Session, plan: &KubePlan) -> Result<()> {
+    if plan.volumes == VolumeMode::Hostpath {
+        if let Some(mount) = session.mounts.first() {
+            return Err(Error::user(format!(
+                "host path {} cannot be mounted on a {}-node run: a hostPath is a directory of whichever node a pod lands on",
+                mount.host.display(),
+                plan.scale.nodes
+            ))
+            .hint("add --volumes pvc (a ReadWriteMany claim per mount, shared by the pods)"));
+        }
+    }
+    let last = pod_hostname(plan, plan.scale.nodes.saturating_sub(1));
+    if last.len() > 63 {
+        let room = 63 - (last.len() - plan.name.len());
+        return Err(Error::user(format!(
+            "the name {} makes pod host names of {} characters ({last}); a DNS label holds 63",
+            plan.name,
+            last.len()
+        ))
+        .hint(format!("pass --name with at most {room} characters")));
+    }
+    Ok(())
 }
 
 /// GPUs for `podman kube play`: by CDI name when a fresh spec Podman reads has them and the
@@ -368,6 +421,7 @@ pub async fn play<E: Engine>(engine: &E, yaml: &str) -> Result<String> {
 
 /// A minimal Pod document for `kube down POD`: Podman finds what to remove by name.
 pub async fn pod_yaml<E: Engine>(engine: &E, name: &str) -> Result<String> {
+    file_or_name(name, "pod")?;
     for candidate in [name.to_owned(), format!("{name}-pod")] {
         if engine.inspect_pod(&candidate).await?.is_some() {
             return Ok(format!(
@@ -377,6 +431,44 @@ pub async fn pod_yaml<E: Engine>(engine: &E, name: &str) -> Result<String> {
     }
     Err(Error::user(format!("no file and no pod named {name}"))
         .hint("give the YAML file that was played, or a pod name from podman pod ps"))
+}
+
+/// Writes `yaml` to `file` behind podlab's provenance header (the one units carry, see
+/// [`crate::emit::quadlet::unit::with_header`]): like `quadlet generate -o` and
+/// `cdi generate -o`, it never replaces a file podlab did not write, nor (without `force`)
+/// one edited since.
+pub async fn write_yaml(file: &std::path::Path, yaml: &str, force: bool) -> Result<()> {
+    let name = file
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or_else(|| {
+            Error::user(format!("-o {}: not a file name", file.display()))
+                .hint("name a file: -o pod.yaml")
+        })?;
+    let dir = file
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let text = crate::emit::quadlet::unit::with_header(yaml);
+    crate::ops::units::install(dir, &[(name, text)], force).await?;
+    Ok(())
+}
+
+/// A `FILE|NAME` argument that is no file must be a name (podlab's one name validator):
+/// it goes into Podman paths and into YAML.
+fn file_or_name(name: &str, what: &str) -> Result<()> {
+    crate::session::values::container_name(name)
+        .map(drop)
+        .map_err(|invalid| {
+            Error::user(format!(
+                "no file {name}, and no valid {what} name: {}",
+                invalid.message
+            ))
+            .hint(format!(
+                "give a YAML file that exists, or a {what} name: {}",
+                invalid.hint
+            ))
+        })
 }
 
 /// Takes down the pods of `yaml`; the lines to print. Every pod it names that exists must
@@ -455,6 +547,8 @@ mod tests {
             storage_class: None,
             runtime_class: None,
             gpu_count: None,
+            gpus_per_node: None,
+            scale: Scale::default(),
         }
     }
 
@@ -485,6 +579,7 @@ mod tests {
                 ImageFacts {
                     id: "sha".into(),
                     user: "1000:100".into(),
+                    env: Vec::new(),
                 },
             )]),
             ..FakeEngine::default()
@@ -493,6 +588,34 @@ mod tests {
 
     fn caps() -> Capabilities {
         Capabilities::for_version(PodmanVersion::new(5, 4, 2))
+    }
+
+    #[tokio::test]
+    async fn l4_kube_generate_o_never_replaces_a_file_podlab_did_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pod.yaml");
+        std::fs::write(&file, "mine: true\n").unwrap();
+        let err = write_yaml(&file, "kind: Pod\n", true).await.unwrap_err();
+        assert!(
+            err.to_string().contains("was not written by podlab"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine: true\n");
+
+        let ours = dir.path().join("ours.yaml");
+        write_yaml(&ours, "kind: Pod\n", false).await.unwrap();
+        let text = std::fs::read_to_string(&ours).unwrap();
+        assert!(
+            text.starts_with('#') && text.ends_with("kind: Pod\n"),
+            "{text}"
+        );
+        write_yaml(&ours, "kind: Job\n", false).await.unwrap();
+        std::fs::write(&ours, std::fs::read_to_string(&ours).unwrap() + "x: 1\n").unwrap();
+        let err = write_yaml(&ours, "kind: Pod\n", false).await.unwrap_err();
+        assert!(err.to_string().contains("was edited"), "{err}");
+        write_yaml(&ours, "kind: Pod\n", true).await.unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 2, "no lock or temporary file left");
     }
 
     #[tokio::test]
@@ -530,6 +653,103 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.message().contains("--gpu-count"), "{err}");
+    }
+
+    fn multi_node(kind: Kind, nodes: u32) -> Options {
+        Options {
+            kind,
+            volume_mode: VolumeMode::Pvc,
+            gpus_per_node: Some(4),
+            scale: Scale { nodes, queue: None },
+            ..output(Target::Kubernetes)
+        }
+    }
+
+    #[tokio::test]
+    async fn host_path_on_a_multi_node_target_is_refused() {
+        let session = session("lab", Some("train"), GpuRequest::All);
+        let mut options = multi_node(Kind::Job, 2);
+        options.volume_mode = VolumeMode::Hostpath;
+        let err = plan_kube(&engine(), caps(), &session, &options)
+            .await
+            .unwrap_err();
+        assert!(
+            err.message().contains("cannot be mounted on a 2-node run"),
+            "{err}"
+        );
+        assert!(err.hint_text().unwrap().contains("--volumes pvc"), "{err}");
+        // One node keeps its host paths; a PVC per mount serves many.
+        let single = Options {
+            volume_mode: VolumeMode::Hostpath,
+            ..multi_node(Kind::Job, 1)
+        };
+        assert!(
+            plan_kube(&engine(), caps(), &session, &single)
+                .await
+                .is_ok()
+        );
+        assert!(
+            plan_kube(&engine(), caps(), &session, &multi_node(Kind::Jobset, 2))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn session_name_over_63_character_dns_names_is_refused() {
+        // 60 characters: `<name>-1` (62) fits, `<name>-node-0-1` (69) does not.
+        let name = format!("t{}", "x".repeat(59));
+        let session = session("lab", Some(&name), GpuRequest::All);
+        assert!(
+            plan_kube(&engine(), caps(), &session, &multi_node(Kind::Job, 2))
+                .await
+                .is_ok()
+        );
+        let err = plan_kube(&engine(), caps(), &session, &multi_node(Kind::Jobset, 2))
+            .await
+            .unwrap_err();
+        assert!(
+            err.message().contains("pod host names of 69 characters"),
+            "{err}"
+        );
+        assert_eq!(
+            err.hint_text(),
+            Some("pass --name with at most 54 characters")
+        );
+        // 1000 nodes: `<name>-999` (64).
+        let err = plan_kube(&engine(), caps(), &session, &multi_node(Kind::Job, 1000))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.hint_text(),
+            Some("pass --name with at most 59 characters")
+        );
+    }
+
+    #[tokio::test]
+    async fn gpus_per_node_over_what_gpus_names_is_refused() {
+        let two = GpuRequest::List(vec![GpuSelector::Index(0), GpuSelector::Index(1)]);
+        let session = session("lab", Some("train"), two);
+        let err = plan_kube(&engine(), caps(), &session, &multi_node(Kind::Job, 2))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.message(),
+            "--gpus-per-node 4 is more GPUs than --gpus names (2)"
+        );
+        let mut fits = multi_node(Kind::Job, 2);
+        fits.gpus_per_node = Some(2);
+        let plan = plan_kube(&engine(), caps(), &session, &fits).await.unwrap();
+        assert_eq!(plan.gpus, Gpus::Count(2));
+        let mut podman = output(Target::Podman);
+        podman.gpus_per_node = Some(1);
+        let err = plan_kube(&engine(), caps(), &session, &podman)
+            .await
+            .unwrap_err();
+        assert!(
+            err.message()
+                .contains("--gpus-per-node is for --target kubernetes")
+        );
     }
 
     #[tokio::test]

@@ -18,7 +18,8 @@
 //! - [`cdi`]: CDI specs on this host: generate, install, refresh the stale, list;
 //! - [`build`], [`pull`]: images through the API, progress on stderr;
 //! - [`code`]: VS Code attached to a running session;
-//! - [`doctor`]: is this host ready for rootless GPU containers.
+//! - [`doctor`]: is this host ready for rootless GPU containers;
+//! - [`slurm`]: a session as a Slurm batch job across nodes (`podlab slurm generate`).
 //!
 //! Some start from [`crate::engine::ConnectOptions`] instead of a connected engine: they
 //! check what they can without Podman first (a unit directory, a name) and connect only when
@@ -37,4 +38,5 @@ pub mod notebook;
 pub mod pull;
 pub mod quadlet;
 pub mod run;
+pub mod slurm;
 pub mod units;

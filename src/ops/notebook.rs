@@ -70,6 +70,11 @@ pub async fn install(
     check_unit_name(&name)?;
     let dir = units::unit_dir()?;
     check_unit_free(&dir, &name)?;
+    units::check_not_shadowed(
+        &units::quadlet_dirs()?,
+        &dir,
+        &[(format!("{name}.container"), String::new())],
+    )?;
     let caps = target("auto")?;
     let connected = engine::connect(connect).await?;
     check_name_free(&connected.engine, &name).await?;
@@ -179,10 +184,7 @@ async fn check_name_free<E: Engine>(engine: &E, name: &str) -> Result<()> {
     if engine.secret_data(&secret).await?.is_some() {
         return Err(taken(name, &format!("the podman secret {secret} exists")));
     }
-    if engine.inspect_container(name).await?.is_some() {
-        return Err(taken(name, &format!("a container named {name} exists")));
-    }
-    Ok(())
+    units::check_container_free(engine, name, &[]).await
 }
 
 /// Creates the token secret, then writes the unit; a unit that cannot be written takes the
@@ -194,7 +196,10 @@ async fn write<E: Engine>(
     token: &str,
     (file, text): (String, String),
 ) -> Result<PathBuf> {
-    engine.create_secret(secret, token.as_bytes()).await?;
+    let labels = [(labels::KIND.to_owned(), KIND.to_owned())].into();
+    engine
+        .create_secret(secret, token.as_bytes(), &labels)
+        .await?;
     match units::install(dir, &[(file.clone(), text)], false).await {
         Ok(_) => Ok(dir.join(file)),
         Err(err) => {
@@ -256,6 +261,7 @@ fn notebooks(dir: &Path) -> Vec<String> {
 /// The notebook `name` names, or the only one installed.
 fn notebook_name(dir: &Path, name: Option<&str>) -> Result<String> {
     if let Some(name) = name {
+        crate::session::values::check_name(name)?;
         return Ok(name.to_owned());
     }
     let mut all = notebooks(dir);
@@ -494,7 +500,8 @@ pub async fn stop(name: Option<&str>, connect: &ConnectOptions) -> Result<String
 }
 
 /// Removes what is left of notebook `name`: its unit (only podlab's, and unedited unless
-/// `force`; checked before anything is removed), its container and its secret. What was
+/// `force`; checked before anything is removed), its container and its secret (only one
+/// carrying podlab's label). What was
 /// removed, one per line; an error when nothing was there.
 async fn remove<E: Engine>(engine: &E, dir: &Path, name: &str, force: bool) -> Result<String> {
     let unit = dir.join(format!("{name}.container"));
@@ -510,8 +517,16 @@ async fn remove<E: Engine>(engine: &E, dir: &Path, name: &str, force: bool) -> R
         let _ = writeln!(out, "container {name}");
     }
     let secret = secret_name(name);
-    if engine.remove_secret(&secret).await? {
-        let _ = writeln!(out, "secret {secret}");
+    // Only a secret podlab labelled when it made it: a user's own of that name stays.
+    if let Some(found) = engine.secret_labels(&secret).await? {
+        if found.get(labels::KIND).map(String::as_str) != Some(KIND) {
+            tracing::warn!(
+                "the podman secret {secret} was not made by podlab (it lacks the label {}={KIND}): podlab leaves it alone; if it is yours and no longer needed, remove it with: podman secret rm {secret}",
+                labels::KIND
+            );
+        } else if engine.remove_secret(&secret).await? {
+            let _ = writeln!(out, "secret {secret}");
+        }
     }
     if out.is_empty() {
         return Err(installed(dir, name).err().unwrap_or_else(|| {
@@ -769,5 +784,68 @@ mod tests {
             "{err}"
         );
         assert!(units.join("nb.container").exists());
+    }
+
+    #[tokio::test]
+    async fn l5_notebook_rm_leaves_a_secret_podlab_did_not_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let units = dir.path().join("podlab");
+        let engine = FakeEngine::default();
+        // The user's own secret of that name: no podlab label.
+        engine
+            .create_secret("podlab-notebook-nb", b"theirs", &BTreeMap::new())
+            .await
+            .unwrap();
+        let err = remove(&engine, &units, "nb", false).await.unwrap_err();
+        assert!(err.message().starts_with("no notebook nb"), "{err}");
+        assert_eq!(
+            engine.secret_data("podlab-notebook-nb").await.unwrap(),
+            Some(b"theirs".to_vec())
+        );
+        assert!(
+            !engine
+                .calls()
+                .iter()
+                .any(|call| call.starts_with("secret-rm"))
+        );
+
+        // What podlab creates carries the label, and rm removes it.
+        write(
+            &engine,
+            &units,
+            "podlab-notebook-ok",
+            "t0ken",
+            unit_text(9000),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            engine
+                .secret_labels("podlab-notebook-ok")
+                .await
+                .unwrap()
+                .unwrap()
+                .get(labels::KIND)
+                .map(String::as_str),
+            Some(KIND)
+        );
+    }
+
+    #[tokio::test]
+    async fn name_taken_hint_for_a_non_podlab_container_is_not_notebook_rm() {
+        let mut engine = FakeEngine::default();
+        engine.containers.insert(
+            "mine".into(),
+            ContainerFacts {
+                id: "mine-id".into(),
+                name: "mine".into(),
+                ..ContainerFacts::default()
+            },
+        );
+        let err = check_name_free(&engine, "mine").await.unwrap_err();
+        let hint = err.hint_text().unwrap();
+        assert!(!hint.contains("podlab notebook rm"), "{hint}");
+        assert!(hint.contains("podman rm -f mine"), "{hint}");
+        assert!(err.message().contains("not podlab's"), "{err}");
     }
 }

@@ -62,13 +62,27 @@ pub fn target_for(version: &str, kind: Kind) -> Result<Capabilities> {
 }
 
 /// Writes the units into podlab's unit directory (checking the session's ports first when
-/// none of its files is there yet); what became of each file.
-pub async fn install(built: &Built, force: bool) -> Result<Vec<(PathBuf, Written)>> {
+/// none of its files is there yet); what became of each file. A name is refused when a container of that name that the unit would replace exists
+/// (see [`units::check_container_free`]), or when a unit file of the user's of the same name
+/// would shadow podlab's (see [`units::check_not_shadowed`]). A plain service goes to
+/// [`units::service_dir`].
+pub async fn install(
+    built: &Built,
+    force: bool,
+    connect: &ConnectOptions,
+) -> Result<Vec<(PathBuf, Written)>> {
     let dir = if built.plain {
         units::service_dir()?
     } else {
-        units::unit_dir()?
+        let dir = units::unit_dir()?;
+        units::check_not_shadowed(&units::quadlet_dirs()?, &dir, &built.files)?;
+        dir
     };
+    if built.replaces_container {
+        let connected = engine::connect(connect).await?;
+        let name = built.service.trim_end_matches(".service");
+        units::check_container_free(&connected.engine, name, &[units::SERVICE_KIND]).await?;
+    }
     if !built.files.iter().any(|(file, _)| dir.join(file).exists()) {
         units::check_ports(&built.session.ports)?;
     }
@@ -167,6 +181,8 @@ pub struct Built {
     pub session: Session,
     /// A plain `.service` (Podman without quadlet), which goes to [`units::service_dir`].
     pub plain: bool,
+    /// Whether the service runs a container named after it with `--replace`.
+    pub replaces_container: bool,
 }
 
 /// The units (and the YAML a `.kube` unit plays) of `session` for the target Podman `caps`
@@ -263,6 +279,7 @@ pub async fn units(
         service: format!("{name}.service"),
         session,
         plain,
+        replaces_container: kind != Kind::Kube,
     })
 }
 
@@ -274,7 +291,8 @@ fn absolute(cwd: &Path, path: &Path) -> PathBuf {
     }
 }
 
-/// The image's user, asked from Podman; `None` when the image is not local.
+/// The image's user (and, for a CUDA image with GPUs, its compat libcuda), asked from Podman;
+/// `None` when the image is not local.
 pub async fn image_user(session: &Session, connect: &ConnectOptions) -> Result<Option<ImageUser>> {
     let connected = engine::connect(connect).await.map_err(|err| {
         let hint = err.hint_text().unwrap_or_default().to_owned();
@@ -296,9 +314,21 @@ pub async fn image_user(session: &Session, connect: &ConnectOptions) -> Result<O
     } else {
         None
     };
+    let compat_libcuda = if session.gpus != crate::session::GpuRequest::None
+        && crate::plan::is_cuda_image(&facts.env)
+    {
+        connected
+            .engine
+            .image_link(image, crate::plan::COMPAT_LIBCUDA)
+            .await?
+    } else {
+        None
+    };
     Ok(Some(ImageUser {
         user: facts.user,
         passwd,
+        env: facts.env,
+        compat_libcuda,
     }))
 }
 

@@ -37,7 +37,11 @@ pub async fn plan_container<E: Engine>(
         None
     };
     let userns = plan::plan_user(session.user_map, &facts.user, passwd.as_deref());
-    let gpus = plan::plan_gpus(&session.gpus, &session.driver_roots, caps)?;
+    let mut gpus = plan::plan_gpus(&session.gpus, &session.driver_roots, caps)?;
+    if !gpus.names.is_empty() && plan::is_cuda_image(&facts.env) {
+        let compat = engine.image_link(image, plan::COMPAT_LIBCUDA).await?;
+        plan::plan_compat(&mut gpus, compat.as_deref(), &facts.env);
+    }
     for notice in &gpus.notices {
         tracing::warn!("{}", notice.message);
     }
@@ -163,6 +167,7 @@ mod tests {
                 ImageFacts {
                     id: "sha".into(),
                     user: "1000:1000".into(),
+                    env: Vec::new(),
                 },
             )]),
             exit_code: 3,
@@ -215,6 +220,45 @@ mod tests {
             body["mounts"][0]["options"],
             serde_json::json!(["rbind", "rw"])
         );
+    }
+
+    /// Issue 12: a CUDA image whose compat libcuda is newer than the host driver (a T4 with
+    /// 570 here) gets it first on `LD_LIBRARY_PATH`; the probe reads only the link, and only
+    /// for CUDA images.
+    #[tokio::test]
+    async fn forward_compat_libs_of_a_cuda_image_reach_the_container() {
+        let fixture = crate::gpu::fixtures::usr_local_nvidia();
+        let session = Session {
+            gpus: crate::session::GpuRequest::All,
+            driver_roots: fixture.roots.clone(),
+            ..session()
+        };
+        let mut engine = engine();
+        engine.links = BTreeMap::from([(
+            format!("localhost/img:{}", plan::COMPAT_LIBCUDA),
+            "/usr/local/cuda-12.9/compat/libcuda.so.575.57.08".to_owned(),
+        )]);
+        let caps = Capabilities::for_version(crate::capabilities::PodmanVersion::new(5, 4, 2));
+        let without_probe = plan_container(&engine, &caps, &session, MODE)
+            .await
+            .unwrap();
+        assert!(without_probe.gpus.env.is_empty(), "not a CUDA image");
+        assert!(!engine.calls().iter().any(|call| call.starts_with("link ")));
+        if let Some(facts) = engine.images.get_mut("localhost/img") {
+            facts.env = vec!["CUDA_VERSION=12.9.0".to_owned()];
+        }
+        let probed = plan_container(&engine, &caps, &session, MODE)
+            .await
+            .unwrap();
+        assert!(
+            engine
+                .calls()
+                .contains(&format!("link localhost/img:{}", plan::COMPAT_LIBCUDA))
+        );
+        run_attached(&engine, &session, &probed).await.unwrap();
+        let body = engine.bodies.lock().unwrap()[0].clone();
+        assert_eq!(body["env"]["LD_LIBRARY_PATH"], plan::COMPAT_DIR);
+        assert_eq!(body["env"]["A"], "1");
     }
 
     #[tokio::test]

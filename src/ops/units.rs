@@ -37,6 +37,10 @@ pub fn service_dir() -> Result<PathBuf> {
     Ok(crate::host::xdg::config_home()?.join("systemd/user"))
 }
 
+/// The `io.podlab.kind` of the container a `.container` unit runs: an install may replace
+/// such a container of its name (see [`check_container_free`]).
+pub const SERVICE_KIND: &str = "service";
+
 /// The host decisions for a unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
@@ -46,11 +50,14 @@ pub struct Planned {
     pub notices: Vec<String>,
 }
 
-/// The image's `User` and, when it names a user, its `/etc/passwd`.
+/// The image's `User` and, when it names a user, its `/etc/passwd`; its `Env`, and where its
+/// CUDA forward-compatibility libcuda leads (see [`plan::plan_compat`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageUser {
     pub user: String,
     pub passwd: Option<String>,
+    pub env: Vec<String>,
+    pub compat_libcuda: Option<String>,
 }
 
 /// Plans `session` as the unit `name` for the target Podman. `image_user`: the image's user,
@@ -73,7 +80,10 @@ pub fn plan(
         }
         plan::plan_user(session.user_map, "", None)
     };
-    let (gpus, cdi_spec_dir) = plan_gpus(session, caps)?;
+    let (mut gpus, cdi_spec_dir) = plan_gpus(session, caps)?;
+    if let Some(image) = image_user {
+        plan::plan_compat(&mut gpus, image.compat_libcuda.as_deref(), &image.env);
+    }
     notices.extend(gpus.notices.iter().map(|notice| notice.message.clone()));
     let home =
         (userns == UserNs::KeepId && !session.env.contains_key("HOME")).then(|| "/tmp".to_owned());
@@ -81,7 +91,7 @@ pub fn plan(
         container: ContainerPlan {
             name: name.to_owned(),
             mode: Mode {
-                kind: "service",
+                kind: SERVICE_KIND,
                 tty: false,
                 stdin: false,
                 remove: true,
@@ -135,11 +145,7 @@ pub async fn install(
         Error::env(format!("cannot create {}: {err}", dir.display()))
             .hint("check that your config directory is writable")
     })?;
-    let _lock = atomic::lock(
-        &dir.join(".podlab.lock"),
-        std::time::Duration::from_secs(10),
-    )
-    .await?;
+    let _lock = atomic::lock(dir, std::time::Duration::from_secs(10)).await?;
     let mut plan = Vec::new();
     for (file, text) in files {
         let path = dir.join(file);
@@ -183,18 +189,14 @@ fn ours(path: &Path, text: &str, force: bool) -> Result<()> {
             "{} was not written by podlab: podlab never touches it",
             path.display()
         ))
-        .hint("pick another --name, or move that file away yourself")),
+        .hint("pick another --name or output path, or move that file away yourself")),
     }
 }
 
 /// Removes podlab's unit files named `name` (any unit type) from `dir`.
 pub async fn remove(dir: &Path, name: &str, force: bool) -> Result<Vec<PathBuf>> {
     let candidates = candidates(dir, name)?;
-    let _lock = atomic::lock(
-        &dir.join(".podlab.lock"),
-        std::time::Duration::from_secs(10),
-    )
-    .await?;
+    let _lock = atomic::lock(dir, std::time::Duration::from_secs(10)).await?;
     check_removable(&candidates, force)?;
     for path in &candidates {
         fs::remove_file(path)
@@ -221,6 +223,7 @@ fn check_removable(candidates: &[PathBuf], force: bool) -> Result<()> {
 
 /// The files of unit `name` in `dir`; an error naming podlab's units when there are none.
 fn candidates(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
+    crate::session::values::check_name(name)?;
     // The units of one session share its name, as does the YAML its `.kube` unit plays.
     let candidates: Vec<PathBuf> = UnitType::ALL
         .iter()
@@ -240,6 +243,103 @@ fn candidates(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
         );
     }
     Ok(candidates)
+}
+
+/// The directories the user's quadlet generator reads, as Podman's `getRootlessDirs` lists
+/// them: `$XDG_RUNTIME_DIR/containers/systemd`, `$XDG_CONFIG_HOME/containers/systemd`,
+/// `/etc/containers/systemd/users` and `/etc/containers/systemd/users/UID`, each with its
+/// subdirectories (but not drop-in `*.d` directories, nor other users' numbered ones).
+pub fn quadlet_dirs() -> Result<Vec<PathBuf>> {
+    let mut roots = Vec::new();
+    if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
+        roots.push(PathBuf::from(runtime).join("containers/systemd"));
+    }
+    roots.push(crate::host::xdg::config_home()?.join("containers/systemd"));
+    let admin = PathBuf::from("/etc/containers/systemd/users");
+    let uid = rustix::process::getuid().as_raw().to_string();
+    roots.push(admin.join(&uid));
+    let mut dirs = Vec::new();
+    for root in roots {
+        walk(&root, &admin, &uid, &mut dirs);
+    }
+    walk(&admin, &admin, &uid, &mut dirs);
+    Ok(dirs)
+}
+
+fn walk(dir: &Path, admin: &Path, uid: &str, out: &mut Vec<PathBuf>) {
+    let numbered = |path: &Path| {
+        path.parent() == Some(admin)
+            && path.file_name().is_some_and(|name| {
+                name != uid && name.to_string_lossy().bytes().all(|b| b.is_ascii_digit())
+            })
+    };
+    if out.iter().any(|seen| seen == dir)
+        || dir.extension().is_some_and(|ext| ext == "d")
+        || numbered(dir)
+        || !dir.is_dir()
+    {
+        return;
+    }
+    out.push(dir.to_owned());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    children.sort();
+    for child in children {
+        walk(&child, admin, uid, out);
+    }
+}
+
+/// Fails when a unit file of the user's (outside podlab's `own` directory) has the name of
+/// one of `files`: quadlet reads the first file of a name it finds, and the user's own
+/// directory comes before podlab's, so `systemctl --user start` would run the user's unit
+/// (or podlab's would hide the user's).
+pub fn check_not_shadowed(dirs: &[PathBuf], own: &Path, files: &[(String, String)]) -> Result<()> {
+    for dir in dirs.iter().filter(|dir| dir.as_path() != own) {
+        for (file, _) in files {
+            let path = dir.join(file);
+            if path.exists() {
+                return Err(Error::user(format!(
+                    "{} has the name of podlab's unit {file}: quadlet would run one of them in place of the other",
+                    path.display()
+                ))
+                .hint("pick another --name, or rename or remove that file yourself"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fails when a container named `name` exists that a unit of that name would replace (its
+/// `podman run --name NAME --replace` removes it): unless its `io.podlab.kind` label is one of
+/// `replaceable` (the unit's own container from an earlier install), it is someone's work.
+/// The hint says what removes it: `podlab notebook rm`, `podlab rm`, or for a container
+/// podlab did not make, `podman rm` by the user's own decision.
+pub async fn check_container_free<E: crate::engine::Engine>(
+    engine: &E,
+    name: &str,
+    replaceable: &[&str],
+) -> Result<()> {
+    let Some(facts) = engine.inspect_container(name).await? else {
+        return Ok(());
+    };
+    let kind = facts.labels.get(crate::emit::podman::labels::KIND);
+    if kind.is_some_and(|kind| replaceable.contains(&kind.as_str())) {
+        return Ok(());
+    }
+    let (whose, remove) = match kind.map(String::as_str) {
+        Some("notebook") => ("a podlab notebook", format!("podlab notebook rm {name}")),
+        Some(_) => ("a podlab session", format!("podlab rm -f {name}")),
+        None => (
+            "not podlab's",
+            format!("podman rm -f {name}, if you no longer need it"),
+        ),
+    };
+    Err(Error::user(format!(
+        "the name {name} is taken: a container named {name} exists ({whose}), and the unit would replace it"
+    ))
+    .hint(format!("pick another --name, or remove that container first: {remove}")))
 }
 
 /// The names of the units podlab wrote in `dir`.
@@ -450,6 +550,139 @@ mod tests {
             err.hint_text(),
             Some("podlab has installed no units (podlab quadlet install)")
         );
+    }
+
+    #[tokio::test]
+    async fn s2_quadlet_rm_refuses_a_name_that_leaves_the_unit_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let units = dir.path().join("systemd/podlab");
+        fs::create_dir_all(&units).unwrap();
+        // A unit podlab generated elsewhere (quadlet generate -o), one level up and far away.
+        let evil = dir.path().join("systemd/evil.container");
+        fs::write(&evil, text("a")).unwrap();
+        for name in ["../evil", "../../systemd/evil", "/tmp/evil", "a/../../evil"] {
+            let err = remove(&units, name, true).await.unwrap_err();
+            assert_eq!(err.exit_code(), 1, "{err}");
+            assert!(err.to_string().contains("invalid name"), "{err}");
+            assert!(err.hint_text().is_some());
+        }
+        assert!(
+            evil.exists(),
+            "a file outside podlab's directory is never removed"
+        );
+    }
+
+    #[tokio::test]
+    async fn quadlet_generate_into_a_directory_leaves_no_lock_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = vec![("demo.container".to_owned(), text("a"))];
+        install(dir.path(), &one, false).await.unwrap();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["demo.container"]);
+        remove(dir.path(), "demo", false).await.unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn w3_a_users_own_unit_of_the_same_name_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("containers/systemd");
+        let own = root.join("podlab");
+        fs::create_dir_all(&own).unwrap();
+        fs::create_dir_all(root.join("zz")).unwrap();
+        fs::create_dir_all(root.join("x.container.d")).unwrap();
+        let files = vec![("precious.container".to_owned(), text("a"))];
+        let dirs = || {
+            let mut out = Vec::new();
+            walk(
+                &root,
+                Path::new("/etc/containers/systemd/users"),
+                "1000",
+                &mut out,
+            );
+            out
+        };
+        assert_eq!(
+            dirs(),
+            [root.clone(), own.clone(), root.join("zz")],
+            "no drop-in dirs"
+        );
+        check_not_shadowed(&dirs(), &own, &files).unwrap();
+        // podlab's own file of that name is no conflict (install replaces it or refuses).
+        fs::write(own.join("precious.container"), text("a")).unwrap();
+        check_not_shadowed(&dirs(), &own, &files).unwrap();
+        for place in [root.clone(), root.join("zz")] {
+            let mine = place.join("precious.container");
+            fs::write(&mine, "[Container]\nImage=mine\n").unwrap();
+            let err = check_not_shadowed(&dirs(), &own, &files).unwrap_err();
+            assert!(
+                err.to_string().contains(&mine.display().to_string()),
+                "{err}"
+            );
+            assert!(err.hint_text().unwrap().contains("--name"), "{err}");
+            fs::remove_file(&mine).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn l1_a_users_own_container_of_the_unit_name_is_refused() {
+        use crate::engine::ContainerFacts;
+        use crate::engine::fake::FakeEngine;
+        let mut engine = FakeEngine::default();
+        check_container_free(&engine, "precious", &["service"])
+            .await
+            .unwrap();
+        let container = |kind: Option<&str>| ContainerFacts {
+            id: "id".into(),
+            name: "precious".into(),
+            labels: kind
+                .map(|kind| [("io.podlab.kind".to_owned(), kind.to_owned())].into())
+                .unwrap_or_default(),
+            ..ContainerFacts::default()
+        };
+        engine.containers.insert("precious".into(), container(None));
+        let err = check_container_free(&engine, "precious", &["service"])
+            .await
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.message().contains("would replace it"), "{err}");
+        assert!(
+            err.hint_text().unwrap().contains("podman rm -f precious"),
+            "{err}"
+        );
+        // A podlab session gets podlab's own command, a notebook its own.
+        engine
+            .containers
+            .insert("precious".into(), container(Some("job")));
+        let err = check_container_free(&engine, "precious", &["service"])
+            .await
+            .unwrap_err();
+        assert!(
+            err.hint_text().unwrap().contains("podlab rm -f precious"),
+            "{err}"
+        );
+        engine
+            .containers
+            .insert("precious".into(), container(Some("notebook")));
+        let err = check_container_free(&engine, "precious", &["service"])
+            .await
+            .unwrap_err();
+        assert!(
+            err.hint_text()
+                .unwrap()
+                .contains("podlab notebook rm precious"),
+            "{err}"
+        );
+        // The unit's own container from an earlier install is replaced as before.
+        engine
+            .containers
+            .insert("precious".into(), container(Some("service")));
+        check_container_free(&engine, "precious", &["service"])
+            .await
+            .unwrap();
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub enum ImageSource {
         containerfile: PathBuf,
         context: PathBuf,
         args: BTreeMap<String, String>,
-        /// `localhost/<project>:latest` unless configured.
+        /// `localhost/<project>-<hash of its path>:latest` unless configured (see [`default_tag`]).
         tag: String,
     },
 }
@@ -402,7 +402,7 @@ impl Merged {
         } = &mut image
         {
             if tag.is_empty() {
-                *tag = format!("localhost/{project}:latest");
+                *tag = default_tag(&project, &project_dir);
             }
             let build_inputs = [
                 (&*containerfile, false, "Containerfile"),
@@ -522,6 +522,19 @@ fn expand_path(host: &HostPath, base: &Path, home: Option<&Path>) -> Result<Path
 
 /// The project's name from its directory: lowercase `[a-z0-9-]`, runs of anything else
 /// become one `-`; `project` when nothing is left.
+/// The image tag of a project's build when `[build] tag` names none:
+/// `localhost/PROJECT-HASH:latest`, HASH the first 8 hex digits of the SHA-256 of the
+/// project's canonical path, so that two projects with the same folder name (`~/p2` and
+/// `~/other/p2`) never build over each other's image.
+pub fn default_tag(project: &str, project_dir: &Path) -> String {
+    let dir = std::fs::canonicalize(project_dir).unwrap_or_else(|_| project_dir.to_owned());
+    let hash = crate::cdi::document::sha256_hex(dir.as_os_str().as_encoded_bytes());
+    format!(
+        "localhost/{project}-{}:latest",
+        hash.get(..8).unwrap_or(&hash)
+    )
+}
+
 pub fn project_name(dir: &Path) -> String {
     let raw = dir
         .file_name()
@@ -743,6 +756,26 @@ mod tests {
         let mut no_file = self::inputs(dir.path(), None, with_image());
         no_file.preset = Some("nb".into());
         assert!(resolve(no_file).is_err());
+    }
+
+    #[test]
+    fn w4_two_projects_with_the_same_folder_name_get_different_default_tags() {
+        let root = tempfile::tempdir().unwrap();
+        let one = root.path().join("p2");
+        let two = root.path().join("other/p2");
+        fs::create_dir_all(&one).unwrap();
+        fs::create_dir_all(&two).unwrap();
+        let (a, b) = (default_tag("p2", &one), default_tag("p2", &two));
+        assert_ne!(a, b);
+        assert!(
+            a.starts_with("localhost/p2-") && a.ends_with(":latest"),
+            "{a}"
+        );
+        assert_eq!(
+            a,
+            default_tag("p2", &root.path().join("other/../p2")),
+            "canonical"
+        );
     }
 
     #[test]

@@ -68,9 +68,18 @@ impl FromStr for ByteSize {
             .map(|(_, shift)| *shift)
             .ok_or_else(bad)?;
         let number: u64 = number.parse().map_err(|_| bad())?;
-        let bytes = number.checked_mul(1 << shift).ok_or_else(|| {
-            Invalid::new(format!("size {text:?} is too large"), "use at most 16e")
-        })?;
+        // Podman keeps sizes in an int64: a larger one fails in the API (`run`) or when a
+        // generated unit starts, so it is refused here, where every size is parsed.
+        let too_large = || {
+            Invalid::new(
+                format!("size {text:?} is too large: podman takes at most 2^63-1 bytes"),
+                "give a size of at most 8388607t",
+            )
+        };
+        let bytes = number
+            .checked_mul(1 << shift)
+            .filter(|bytes| i64::try_from(*bytes).is_ok())
+            .ok_or_else(too_large)?;
         if bytes == 0 {
             return Err(Invalid::new(
                 format!("size {text:?} is zero"),
@@ -431,6 +440,17 @@ pub fn parse_volume(text: &str) -> Result<Volume, Invalid> {
     }
     let read_only = match parts.next() {
         None => false,
+        // `/co:lon:/data:ro`: what follows the container path is a path, so the host path
+        // held a ':' that split it.
+        Some(options) if options.contains(['/', ':']) => {
+            return Err(Invalid::new(
+                format!("invalid volume {text:?}: the host path holds a ':', where -v splits"),
+                format!(
+                    "mount it from podlab.toml, where the host path is a value of its own: [[mounts]] host = \"{host}:{container}\", container = \"{}\"",
+                    options.split(':').next().unwrap_or(options)
+                ),
+            ));
+        }
         Some(options) => read_only_option(options)?,
     };
     Ok(Volume {
@@ -496,17 +516,127 @@ pub fn image_name(text: &str) -> Result<String, Invalid> {
     Ok(text.to_owned())
 }
 
-/// A container name as Podman accepts it: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+/// The longest name podlab accepts. A name becomes file and object names that have limits
+/// of their own: the quadlet generator writes `NAME-build.service` and `NAME-image.service`
+/// (the longest suffix podlab's unit sets derive, 14 bytes) into a directory, so NAME_MAX
+/// (255) leaves 241; a notebook's token lives in the Podman secret `podlab-notebook-NAME`,
+/// and Podman refuses secret names over 253 characters, which leaves 237. The staging files
+/// of atomic writes (`.podlab-XXXXXX.tmp`) do not carry the name.
+pub const NAME_MAX_LEN: usize = {
+    let units = 255 - "-build.service".len();
+    let secrets = 253 - "podlab-notebook-".len();
+    if units < secrets { units } else { secrets }
+};
+
+/// The one validator for every name a user gives podlab (`--name`, and the NAME, SESSION and
+/// POD arguments of every command): a container name as Podman accepts it,
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most [`NAME_MAX_LEN`] characters. It keeps `/`, `..`
+/// and anything a unit file, a file name or a secret name could not hold out of every path
+/// and object podlab derives from a name.
 pub fn container_name(text: &str) -> Result<String, Invalid> {
     let mut bytes = text.bytes();
     let valid = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
         && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !valid {
+        return Err(Invalid::new(
+            format!("invalid name {text:?}"),
+            "use letters, digits, '_', '.' and '-', starting with a letter or digit",
+        ));
+    }
+    if text.len() > NAME_MAX_LEN {
+        return Err(Invalid::new(
+            format!(
+                "name {}... is {} characters long: podlab takes at most {NAME_MAX_LEN}",
+                text.get(..16).unwrap_or(text),
+                text.len()
+            ),
+            "pick a shorter --name",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// A name the user gave, checked by [`container_name`]: command-line arguments of this type
+/// (NAME, SESSION) cannot skip the validator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name(String);
+
+impl FromStr for Name {
+    type Err = Invalid;
+
+    fn from_str(text: &str) -> Result<Self, Invalid> {
+        container_name(text).map(Self)
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// [`container_name`] for operations that take a name from elsewhere than a flag (a unit
+/// name from the project's folder, a `FILE|POD` argument that is not a file): the same rules,
+/// as podlab's error.
+pub fn check_name(text: &str) -> crate::Result<()> {
+    container_name(text)
+        .map(drop)
+        .map_err(|invalid| crate::Error::user(invalid.message).hint(invalid.hint))
+}
+
+/// `--nodes`: how many machines train together, at least one.
+pub fn node_count(text: &str) -> Result<u32, Invalid> {
+    match text.parse::<u32>() {
+        Ok(0) => Err(Invalid::new(
+            "--nodes 0: a training run needs at least one node",
+            "pass --nodes 1 for one machine, or the number of machines to train on",
+        )),
+        Ok(nodes) => Ok(nodes),
+        Err(_) => Err(Invalid::new(
+            format!("invalid node count {text:?}"),
+            "give a whole number of nodes, such as --nodes 2",
+        )),
+    }
+}
+
+/// A Slurm partition name: `[A-Za-z0-9_.-]`, as `sinfo` lists them.
+pub fn slurm_partition(text: &str) -> Result<String, Invalid> {
+    let valid = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if valid {
         Ok(text.to_owned())
     } else {
         Err(Invalid::new(
-            format!("invalid container name {text:?}"),
-            "use letters, digits, '_', '.' and '-', starting with a letter or digit",
+            format!("invalid partition name {text:?}"),
+            "name a partition as sinfo lists it, such as --partition gpu",
+        ))
+    }
+}
+
+/// A Slurm time limit in one of sbatch's forms: `MIN`, `MIN:SEC`, `H:MIN:SEC`, `D-H`,
+/// `D-H:MIN`, `D-H:MIN:SEC`.
+pub fn slurm_time(text: &str) -> Result<String, Invalid> {
+    let numbers = |part: &str, most: usize| {
+        let fields: Vec<&str> = part.split(':').collect();
+        fields.len() <= most
+            && fields
+                .iter()
+                .all(|field| !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let valid = match text.split_once('-') {
+        Some((days, rest)) => numbers(days, 1) && numbers(rest, 3),
+        None => numbers(text, 3),
+    };
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(Invalid::new(
+            format!("invalid time limit {text:?}"),
+            "write minutes (90), H:MM:SS (12:00:00) or D-HH:MM:SS (2-00:00:00)",
         ))
     }
 }
@@ -514,6 +644,25 @@ pub fn container_name(text: &str) -> Result<String, Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_counts_partitions_and_time_limits() {
+        assert_eq!(node_count("4"), Ok(4));
+        let zero = node_count("0").unwrap_err();
+        assert!(zero.message.contains("at least one node"), "{zero}");
+        assert!(zero.hint.contains("--nodes 1"), "{zero}");
+        assert!(node_count("-1").is_err() && node_count("two").is_err());
+        assert_eq!(slurm_partition("gpu-a100_x.2"), Ok("gpu-a100_x.2".into()));
+        for bad in ["", "gpu a", "gpu;rm", "gpu\n#SBATCH"] {
+            assert!(slurm_partition(bad).is_err(), "{bad:?}");
+        }
+        for good in ["90", "90:30", "12:00:00", "2-12", "2-12:30", "2-12:30:00"] {
+            assert_eq!(slurm_time(good), Ok(good.to_owned()));
+        }
+        for bad in ["", "1:2:3:4", "1-", "-1", "1h", "2-1:2:3:4", "1 ", "a:b"] {
+            assert!(slurm_time(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn sizes() {
@@ -544,6 +693,37 @@ mod tests {
         assert_eq!(ByteSize(16 * gib).to_string(), "16g");
         assert_eq!(ByteSize(1536 << 20).to_string(), "1536m");
         assert_eq!(ByteSize(1000).to_string(), "1000");
+    }
+
+    #[test]
+    fn shm_size_above_the_int64_limit_is_refused_where_it_is_parsed() {
+        let max = i64::MAX.to_string();
+        assert_eq!(max.parse(), Ok(ByteSize(i64::MAX.unsigned_abs())));
+        assert_eq!("8388607t".parse(), Ok(ByteSize(8_388_607 << 40)));
+        for text in [
+            "9223372036854775808",
+            "18446744073709551615",
+            "8388608t",
+            "99999999999t",
+        ] {
+            let err = text.parse::<ByteSize>().unwrap_err();
+            assert!(err.message.contains("is too large"), "{text}: {err}");
+            assert!(err.hint.contains("8388607t"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_host_path_holding_a_colon_is_named_with_the_podlab_toml_way_to_mount_it() {
+        for text in ["/co:lon:/data:ro", "/co:lon:/data"] {
+            let err = parse_volume(text).unwrap_err();
+            assert!(err.message.contains("the host path holds a ':'"), "{err}");
+            assert!(!err.message.contains("unsupported mount option"), "{err}");
+            assert!(
+                err.hint
+                    .contains(r#"[[mounts]] host = "/co:lon", container = "/data""#),
+                "{err}"
+            );
+        }
     }
 
     fn port(ip: &str, host: u16, container: u16, protocol: Protocol) -> Port {
@@ -674,9 +854,35 @@ mod tests {
     }
 
     #[test]
+    fn name_limits_the_longest_accepted_name_fits_every_derived_name() {
+        assert_eq!(NAME_MAX_LEN, 237);
+        let longest = "a".repeat(NAME_MAX_LEN);
+        assert!(container_name(&longest).is_ok());
+        let err = container_name(&format!("{longest}a")).unwrap_err();
+        assert!(err.message.contains("at most 237"), "{err}");
+        // Every file podlab or the quadlet generator makes from the name fits NAME_MAX, and
+        // the notebook's secret name fits Podman's limit.
+        let dir = tempfile::tempdir().unwrap();
+        for suffix in [
+            ".container",
+            ".service",
+            "-build.service",
+            "-image.service",
+            "-pod.service",
+            ".yaml",
+        ] {
+            std::fs::write(dir.path().join(format!("{longest}{suffix}")), "").unwrap();
+        }
+        assert!(format!("podlab-notebook-{longest}").len() <= 253);
+        // 246 characters, the old limit, is refused with a clear message (it failed with
+        // ENAMETOOLONG before).
+        assert!(container_name(&"a".repeat(246)).is_err());
+    }
+
+    #[test]
     fn names() {
         assert!(container_name("job-1.a_b").is_ok());
-        for text in ["", "-a", "a b", "a/b"] {
+        for text in ["", "-a", "a b", "a/b", "../evil", "..", ".a"] {
             assert!(container_name(text).is_err(), "{text:?}");
         }
         assert!(env_name("A").is_ok());

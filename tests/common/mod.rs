@@ -115,15 +115,45 @@ fn load() -> Result<TestHost, String> {
 }
 
 /// The freshly built binary may sit under a directory the test user cannot enter (CI clones
-/// under /root): copy it to a world-readable place.
+/// under /root): copy it to a world-readable place. One copy per build, shared by every test
+/// binary of the run (a debug build is ~170 MB: a copy per test process filled the disk), and
+/// copies of earlier builds are removed once they are an hour old.
 fn install_binary() -> Result<PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!("podlab-e2e-{}", std::process::id()));
-    fs::create_dir_all(&dir).map_err(|err| err.to_string())?;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(|err| err.to_string())?;
+    let source = Path::new(env!("CARGO_BIN_EXE_podlab"));
+    let meta = fs::metadata(source).map_err(|err| format!("{}: {err}", source.display()))?;
+    let built = meta
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |age| age.as_nanos());
+    let parent = std::env::temp_dir();
+    let prefix = "podlab-e2e-bin-";
+    let dir = parent.join(format!("{prefix}{}-{built}", meta.len()));
     let target = dir.join("podlab");
-    fs::copy(env!("CARGO_BIN_EXE_podlab"), &target).map_err(|err| format!("copy podlab: {err}"))?;
-    fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
-        .map_err(|err| err.to_string())?;
+    if !target.exists() {
+        fs::create_dir_all(&dir).map_err(|err| err.to_string())?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
+            .map_err(|err| err.to_string())?;
+        // Copied under a name of this process's, then renamed: test binaries start at once.
+        let staged = dir.join(format!(".podlab-{}", std::process::id()));
+        fs::copy(source, &staged).map_err(|err| format!("copy podlab: {err}"))?;
+        fs::set_permissions(&staged, fs::Permissions::from_mode(0o755))
+            .map_err(|err| err.to_string())?;
+        fs::rename(&staged, &target).map_err(|err| format!("install podlab: {err}"))?;
+    }
+    let hour = Duration::from_secs(3600);
+    for entry in fs::read_dir(&parent).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let stale = entry.file_name().to_string_lossy().starts_with(prefix)
+            && path != dir
+            && entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .is_ok_and(|time| time.elapsed().is_ok_and(|age| age > hour));
+        if stale {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
     Ok(target)
 }
 
@@ -465,4 +495,30 @@ pub fn start_session(host: &TestHost, project: &Path, name: &str, port: u16) -> 
     ];
     host.podlab(&args).cwd(project).output().expect_code(0);
     data
+}
+
+const DL_ENV: &str = "/etc/podlab-test-dl.env";
+
+/// The deep-learning test image that `tests/host/dl-image.sh` imports (python3, gcc and the real
+/// `triton` wheel, no NVIDIA environment), from `/etc/podlab-test-dl.env`; `None` (after saying
+/// why) where the e2e tests skip.
+pub fn dl_image() -> Option<&'static str> {
+    static IMAGE: OnceLock<Result<String, String>> = OnceLock::new();
+    let loaded = IMAGE.get_or_init(|| {
+        let text = fs::read_to_string(DL_ENV).map_err(|err| format!("{DL_ENV}: {err}"))?;
+        text.lines()
+            .find_map(|line| line.strip_prefix("PODLAB_TEST_DL_IMAGE="))
+            .map(str::to_owned)
+            .ok_or(format!("{DL_ENV} lacks PODLAB_TEST_DL_IMAGE"))
+    });
+    match loaded {
+        Ok(image) => Some(image),
+        Err(reason) if std::env::var("PODLAB_E2E").as_deref() == Ok("1") => {
+            panic!("PODLAB_E2E=1 but the deep-learning test image is not there: {reason}")
+        }
+        Err(reason) => {
+            eprintln!("skipping end-to-end test: {reason} (run sudo tests/host/provision.sh)");
+            None
+        }
+    }
 }

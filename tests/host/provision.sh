@@ -27,6 +27,8 @@
 set -euo pipefail
 
 TEST_USER=${PODLAB_TEST_USER:-podlabtest}
+# A second unprivileged user: the hostile party of tests/hardening.rs (no home, no login).
+OTHER_USER=podlabother
 TEST_IMAGE=localhost/podlab-test/busybox:latest
 GLIBC_IMAGE=localhost/podlab-test/glibc:latest
 NVIDIA_CACHE=/var/cache/podlab-test/nvidia-debian
@@ -122,6 +124,9 @@ create_user() {
   if ! id "$TEST_USER" >/dev/null 2>&1; then
     log "creating user $TEST_USER"
     useradd --create-home --shell /bin/bash "$TEST_USER"
+  fi
+  if ! id "$OTHER_USER" >/dev/null 2>&1; then
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$OTHER_USER"
   fi
   local uid
   uid=$(id -u "$TEST_USER")
@@ -432,9 +437,13 @@ reset_host() {
     rm -rf --one-file-system "${home:?}" "/run/user/$uid"
     sed -i "/^$TEST_USER:/d" /etc/subuid /etc/subgid
   fi
-  if [[ -x $HERE/rig.sh ]]; then
-    bash "$HERE/rig.sh" reset
-  fi
+  userdel "$OTHER_USER" 2>/dev/null || true
+  # The systemd rig's machines and roots, and the Slurm test cluster's daemons and state.
+  for helper in rig.sh slurm.sh; do
+    if [[ -f $HERE/$helper ]]; then
+      bash "$HERE/$helper" reset
+    fi
+  done
   log "removing podlab's test state: /etc/cdi specs, caches, host facts, fake device nodes"
   rm -f /etc/cdi/podlab-* /etc/cdi/.podlab-* /var/run/cdi/podlab-* /var/run/cdi/.podlab-*
   rmdir /etc/cdi 2>/dev/null || true
@@ -464,5 +473,7 @@ fake_gpu_nodes
 nvidia_userspace
 install_kubernetes_validate
 write_host_env
+bash "$HERE/slurm.sh" install
+bash "$HERE/dl-image.sh"
 bash "$HERE/rig.sh" build # systemd-nspawn machines with Podman 4.3.1, 5.4.2, 5.8.6: tests/systemd.rs
 log "ready: user $TEST_USER, socket /run/user/$(id -u "$TEST_USER")/podman/podman.sock, image $TEST_IMAGE"

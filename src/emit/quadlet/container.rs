@@ -84,6 +84,7 @@ pub fn container_unit(
             .push(volume("Volume", host, &mount.container, mode)?);
     }
     let mut env = gpus(&mut container, &plan.gpus.mode, cdi_spec_dir, &mut notices)?;
+    env.extend(plan.gpus.env.iter().cloned());
     if let Some(home) = &plan.home {
         env.insert("HOME".to_owned(), home.clone());
     }
@@ -179,21 +180,11 @@ fn volume(key: &str, host: &str, container: &str, options: &str) -> Result<Strin
     })
 }
 
-/// systemd's rules for a unit name (without `@`, which makes a template): letters, digits,
-/// `:`, `_`, `.` and `-`, at most 255 bytes with the `.service` suffix.
+/// A unit's name goes through podlab's one name validator
+/// ([`crate::session::values::container_name`]): its rules are stricter than systemd's
+/// (no `:`, no `@`) and its length limit leaves room for every file a unit set derives.
 pub fn check_unit_name(name: &str) -> Result<()> {
-    let valid = !name.is_empty()
-        && name.len() + ".service".len() <= 255
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b":_.-".contains(&b));
-    if valid {
-        return Ok(());
-    }
-    Err(
-        Error::user(format!("unit name {name:?} would be rejected by systemd"))
-            .hint("use letters, digits, ':', '_', '.' and '-' (at most 246 characters)"),
-    )
+    crate::session::values::check_name(name)
 }
 
 #[cfg(test)]
@@ -226,6 +217,8 @@ mod tests {
                 mode,
                 names: vec!["all".into()],
                 notices: vec![],
+                driver: None,
+                env: Vec::new(),
             },
             label_disable: true,
             ..ContainerPlan::example("demo")
@@ -287,6 +280,22 @@ mod tests {
         assert_eq!(c.add_device, ["nvidia.com/gpu=all"]);
         assert_eq!(c.global_args, ["--cdi-spec-dir=/home/a/.config/cdi"]);
         assert!(emitted.notices.is_empty());
+    }
+
+    /// Issue 12: forward compatibility reaches units too (by CDI name here, where the spec
+    /// cannot carry it).
+    #[test]
+    fn forward_compat_libs_reach_the_units_environment() {
+        let mut planned = plan(GpuMode::Cdi(vec!["nvidia.com/gpu=all".into()]));
+        planned.gpus.env = vec![(
+            "LD_LIBRARY_PATH".to_owned(),
+            "/usr/local/cuda/compat:/usr/local/nvidia/lib64".to_owned(),
+        )];
+        let emitted = container_unit(&session(), &planned, None, &caps("5.4.2")).unwrap();
+        assert_eq!(
+            container(&emitted).environment["LD_LIBRARY_PATH"],
+            "/usr/local/cuda/compat:/usr/local/nvidia/lib64"
+        );
     }
 
     #[test]

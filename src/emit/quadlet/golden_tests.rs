@@ -72,6 +72,8 @@ fn plan(name: &str, mode: GpuMode, names: &[&str]) -> ContainerPlan {
             mode,
             names: names.iter().map(|name| (*name).to_owned()).collect(),
             notices: Vec::new(),
+            driver: None,
+            env: Vec::new(),
         },
         ..ContainerPlan::example(name)
     }
