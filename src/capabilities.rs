@@ -485,6 +485,7 @@ mod tests {
             "Label",
             "PodmanArgs",
             "Exec",
+            "RunInit",
         ] {
             assert!(first.has_quadlet_key(UnitType::Container, key), "{key}");
         }

@@ -353,6 +353,11 @@ pub struct ContainerPlan {
     pub gpus: GpuPlan,
     /// `label=disable`: GPU containers on SELinux-enforcing hosts.
     pub label_disable: bool,
+    /// An init (Podman's catatonit) as PID 1: it passes SIGTERM on to the command and reaps
+    /// zombies. Without it a shell or a server as PID 1 ignores SIGTERM (the kernel drops
+    /// signals PID 1 has no handler for), so every stop waits out Podman's 10 s timeout and
+    /// ends in SIGKILL, and a unit's service ends `failed`.
+    pub init: bool,
 }
 
 #[cfg(test)]
@@ -382,6 +387,7 @@ impl ContainerPlan {
                 env: Vec::new(),
             },
             label_disable: false,
+            init: true,
         }
     }
 }

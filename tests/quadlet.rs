@@ -213,10 +213,11 @@ fn bad_input_leaves_the_unit_directory_unchanged() {
         with(&["--volume", &volume]),
         "cannot be written to a quadlet unit: it holds a line break",
     );
-    // A Podman without quadlet.
+    // A Podman without quadlet: a .kube unit has no plain-service form (a .container unit
+    // becomes a plain service there, see tests/systemd.rs).
     refuse(
-        with(&["--podman-version", "4.3.1"]),
-        "podman 4.3.1 has no .container units",
+        with(&["--podman-version", "4.3.1", "--kind", "kube"]),
+        "podman 4.3.1 has no .kube units",
     );
     // A name systemd would reject.
     refuse(

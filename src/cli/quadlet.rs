@@ -86,7 +86,7 @@ pub async fn run(command: Command, connect: &ConnectOptions) -> Result<u8> {
         Command::Install(args) => {
             let built = build(&args.unit, connect).await?;
             print_written(&quadlet::install(&built, args.unit.force, connect).await?)?;
-            quadlet::start(&built.service)?;
+            quadlet::start(&built)?;
             Ok(0)
         }
         Command::Rm(args) => {

@@ -89,6 +89,7 @@ pub fn create_body(session: &Session, plan: &ContainerPlan) -> Value {
         "terminal": plan.mode.tty,
         "stdin": plan.mode.stdin,
         "remove": plan.mode.remove,
+        "init": plan.init,
         "userns": userns(plan.userns),
         "shm_size": session.shm_size.0,
         "mounts": mounts,

@@ -51,6 +51,28 @@ pub struct Started {
     pub pid: Option<u32>,
 }
 
+/// Ends podlab's private service if one runs (the next podlab run starts a fresh one, which
+/// reads containers.conf anew); whether one was running. Only the process whose pid podlab
+/// recorded, and only while it is still that service.
+pub fn stop_private_service(runtime_dir: &Path) -> bool {
+    let paths = ServicePaths::new(runtime_dir.join("podlab"));
+    let Some(pid) = fs::read_to_string(&paths.pid)
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok())
+    else {
+        return false;
+    };
+    let ours = fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+        let words: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
+        let url = format!("unix://{}", paths.socket.display());
+        words.contains(&b"service".as_slice()) && words.contains(&url.as_bytes())
+    });
+    let Some(pid) = rustix::process::Pid::from_raw(pid).filter(|_| ours) else {
+        return false;
+    };
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
+}
+
 /// Returns the private service's socket, reusing a live service or starting one.
 pub async fn ensure_service(paths: &ServicePaths) -> Result<Started> {
     create_private_dir(&paths.dir)?;

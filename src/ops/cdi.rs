@@ -16,6 +16,7 @@ use crate::cdi::validate::validate_file;
 use crate::engine::socket::{CallerEnv, Probe, candidates, ping};
 use crate::gpu::inventory::Warning;
 use crate::gpu::{DriverRoots, discover};
+use crate::ops::units;
 use crate::{Error, Result};
 
 /// The target Podman: a given version, or the local one (its socket if one answers, else
@@ -153,9 +154,39 @@ pub async fn install(
                 conf.display(),
                 dir.display()
             );
+            restart_api_services();
         }
     }
     Ok(Installed::Written(out))
+}
+
+/// A Podman API service reads containers.conf once, when it starts: one that runs would not
+/// see the `cdi_spec_dirs` just added, and `podlab run --gpus` through it would fail with
+/// "unresolvable CDI devices". Restarts the user's `podman.service` if it runs (socket
+/// activated, its socket stays) and ends podlab's private service (the next run starts a fresh
+/// one); says what it did, and what to do about a service it cannot restart.
+fn restart_api_services() {
+    if let Some(runtime_dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
+        if crate::engine::autostart::stop_private_service(std::path::Path::new(&runtime_dir)) {
+            tracing::warn!(
+                "stopped podlab's private podman service: the next podlab run starts one that reads the new cdi_spec_dirs"
+            );
+        }
+    }
+    if !units::systemd_user_instance()
+        || units::systemctl(&["is-active", "--quiet", "podman.service"]).is_err()
+    {
+        return;
+    }
+    match units::systemctl(&["try-restart", "podman.service"]) {
+        Ok(()) => tracing::warn!(
+            "restarted podman.service (systemctl --user) so that it reads the new cdi_spec_dirs"
+        ),
+        Err(err) => tracing::warn!(
+            "podman.service still reads the old cdi_spec_dirs ({}): restart it: systemctl --user restart podman.service",
+            err.message()
+        ),
+    }
 }
 
 /// A spec podlab wrote, as `podlab cdi status` found it.

@@ -209,7 +209,7 @@ pub async fn gather(root: &HostRoot, connect: &ConnectOptions) -> Facts {
         device_nodes: driver.device_nodes(),
         selinux: selinux_mode(root),
         cdi_specs: freshness::check_all(&freshness::install_dirs()),
-        quadlet_generator: ["/usr/libexec/podman/quadlet", "/usr/lib/podman/quadlet"]
+        quadlet_generator: crate::ops::units::QUADLET_GENERATORS
             .into_iter()
             .map(|path| root.path(path))
             .find(|path| path.exists()),

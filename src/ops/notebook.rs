@@ -121,8 +121,7 @@ pub async fn install(
 pub fn start_installed(name: &str) -> Result<()> {
     let service = format!("{name}.service");
     if units::systemd_user_instance() {
-        units::systemctl(&["daemon-reload"])?;
-        units::systemctl(&["start", &service])?;
+        units::reload_and("start", &service, &format!("podlab notebook rm {name}"))?;
         tracing::warn!("started {service}; its URL: podlab notebook url {name}");
     } else {
         tracing::warn!(
@@ -474,8 +473,11 @@ pub fn start(name: Option<&str>) -> Result<String> {
             "where one runs: systemctl --user daemon-reload && systemctl --user start {service}"
         )));
     }
-    units::systemctl(&["daemon-reload"])?;
-    units::systemctl(&["start", &service])?;
+    units::reload_and(
+        "start",
+        &service,
+        &format!("podlab notebook rm {}", notebook.name),
+    )?;
     Ok(notebook.name)
 }
 
@@ -549,6 +551,11 @@ pub async fn rm(name: Option<&str>, force: bool, connect: &ConnectOptions) -> Re
     let name = notebook_name(&dir, name)?;
     let service = format!("{name}.service");
     let running = units::systemd_user_instance();
+    // Nothing is stopped that podlab will not remove.
+    if dir.join(format!("{name}.container")).exists() {
+        installed(&dir, &name)?;
+        units::removable(&dir, &name, force)?;
+    }
     if running {
         // Stop it while its unit still exists; a unit that is not loaded is no error here.
         let _ = units::systemctl(&["stop", &service]);

@@ -10,7 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::capabilities::{Capabilities, PodmanVersion, UnitType};
+use crate::capabilities::{Capabilities, Feature, PodmanVersion, UnitType};
+use crate::emit::quadlet::service::plain_service;
 use crate::emit::quadlet::unit::check_unit_type;
 use crate::emit::quadlet::unit::with_header;
 use crate::emit::quadlet::{container_unit, kube_unit, set};
@@ -45,6 +46,10 @@ pub struct UnitOptions {
 /// type.
 pub fn target_for(version: &str, kind: Kind) -> Result<Capabilities> {
     let caps = target(version)?;
+    if kind == Kind::Container && !caps.has(Feature::Quadlet) {
+        // A plain .service instead (see [`units`]).
+        return Ok(caps);
+    }
     check_unit_type(
         &caps,
         match kind {
@@ -59,14 +64,20 @@ pub fn target_for(version: &str, kind: Kind) -> Result<Capabilities> {
 /// Writes the units into podlab's unit directory (checking the session's ports first when
 /// none of its files is there yet); what became of each file. A name is refused when a container of that name that the unit would replace exists
 /// (see [`units::check_container_free`]), or when a unit file of the user's of the same name
-/// would shadow podlab's (see [`units::check_not_shadowed`]).
+/// would shadow podlab's (see [`units::check_not_shadowed`]). A plain service goes to
+/// [`units::service_dir`].
 pub async fn install(
     built: &Built,
     force: bool,
     connect: &ConnectOptions,
 ) -> Result<Vec<(PathBuf, Written)>> {
-    let dir = units::unit_dir()?;
-    units::check_not_shadowed(&units::quadlet_dirs()?, &dir, &built.files)?;
+    let dir = if built.plain {
+        units::service_dir()?
+    } else {
+        let dir = units::unit_dir()?;
+        units::check_not_shadowed(&units::quadlet_dirs()?, &dir, &built.files)?;
+        dir
+    };
     if built.replaces_container {
         let connected = engine::connect(connect).await?;
         let name = built.service.trim_end_matches(".service");
@@ -78,12 +89,17 @@ pub async fn install(
     units::install(&dir, &built.files, force).await
 }
 
-/// Starts (restarts) an installed `service` where a systemd user instance runs; elsewhere
-/// says what to run.
-pub fn start(service: &str) -> Result<()> {
+/// Starts (restarts) the installed service of `built` where a systemd user instance runs;
+/// elsewhere says what to run. A plain service is also enabled: quadlet applies a unit's
+/// `WantedBy=` itself, systemd does so for a plain one only through `enable`.
+pub fn start(built: &Built) -> Result<()> {
+    let service = built.service.as_str();
     if units::systemd_user_instance() {
-        units::systemctl(&["daemon-reload"])?;
-        units::systemctl(&["restart", service])?;
+        let name = service.strip_suffix(".service").unwrap_or(service);
+        units::reload_and("restart", service, &format!("podlab quadlet rm {name}"))?;
+        if built.plain {
+            units::systemctl(&["enable", service])?;
+        }
         tracing::warn!("started {service}");
     } else {
         tracing::warn!(
@@ -108,14 +124,30 @@ pub struct Removal {
 }
 
 /// Stops the unit's service where systemd runs, then removes its files (never a file podlab
-/// did not write; an edited one only with `force`).
+/// did not write, nor its service; an edited one only with `force`).
 pub async fn remove(name: &str, force: bool) -> Result<Removal> {
-    let dir = units::unit_dir()?;
+    // podlab's quadlet directory, or for a plain service (Podman without quadlet) the
+    // user's systemd directory.
+    let mut dir = units::unit_dir()?;
+    let mut plain = false;
+    if units::removable(&dir, name, force).is_err() {
+        let services = units::service_dir()?;
+        if services.join(format!("{name}.service")).is_file() {
+            dir = services;
+            plain = true;
+        }
+    }
     let service = format!("{name}.service");
     let running = units::systemd_user_instance();
+    // Nothing is stopped that podlab will not remove.
+    units::removable(&dir, name, force)?;
     if running {
         // Stop it while its unit still exists; a unit that is not loaded is no error here.
         let _ = units::systemctl(&["stop", &service]);
+        if plain {
+            // The links `enable` made; quadlet's units have none.
+            let _ = units::systemctl(&["disable", &service]);
+        }
     }
     let removed = units::remove(&dir, name, force).await?;
     Ok(Removal {
@@ -147,6 +179,8 @@ pub struct Built {
     /// The service that runs the session.
     pub service: String,
     pub session: Session,
+    /// A plain `.service` (Podman without quadlet), which goes to [`units::service_dir`].
+    pub plain: bool,
     /// Whether the service runs a container named after it with `--replace`.
     pub replaces_container: bool,
 }
@@ -222,7 +256,20 @@ pub async fn units(
     for notice in &emitted.notices {
         tracing::warn!("{notice}");
     }
-    let mut files = vec![(emitted.unit.file_name(), emitted.unit.render(&caps)?)];
+    // Without quadlet (before 4.4) the container unit becomes the service quadlet would have
+    // generated from it.
+    let plain = kind == Kind::Container && !caps.has(Feature::Quadlet);
+    let main = if plain {
+        tracing::warn!(
+            "podman {} has no quadlet (it needs {}): writing a plain systemd service instead",
+            caps.version(),
+            Feature::Quadlet.since()
+        );
+        (format!("{name}.service"), plain_service(&emitted.unit)?)
+    } else {
+        (emitted.unit.file_name(), emitted.unit.render(&caps)?)
+    };
+    let mut files = vec![main];
     for unit in &companions {
         files.push((unit.file_name(), unit.render(&caps)?));
     }
@@ -231,6 +278,7 @@ pub async fn units(
         files,
         service: format!("{name}.service"),
         session,
+        plain,
         replaces_container: kind != Kind::Kube,
     })
 }

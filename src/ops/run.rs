@@ -70,6 +70,7 @@ pub async fn plan_container<E: Engine>(
         home,
         label_disable: !gpus.names.is_empty() && plan::selinux_enforcing(),
         gpus,
+        init: true,
     })
 }
 

@@ -31,6 +31,12 @@ pub fn unit_dir() -> Result<PathBuf> {
     Ok(config.join("containers/systemd").join(SUBDIR))
 }
 
+/// `$XDG_CONFIG_HOME/systemd/user` (`~/.config/...` by default): where plain `.service`
+/// units go for a Podman without quadlet.
+pub fn service_dir() -> Result<PathBuf> {
+    Ok(crate::host::xdg::config_home()?.join("systemd/user"))
+}
+
 /// The `io.podlab.kind` of the container a `.container` unit runs: an install may replace
 /// such a container of its name (see [`check_container_free`]).
 pub const SERVICE_KIND: &str = "service";
@@ -94,6 +100,7 @@ pub fn plan(
             home,
             label_disable: !gpus.names.is_empty() && plan::selinux_enforcing(),
             gpus,
+            init: true,
         },
         cdi_spec_dir,
         notices,
@@ -192,12 +199,40 @@ fn ours(path: &Path, text: &str, force: bool) -> Result<()> {
 
 /// Removes podlab's unit files named `name` (any unit type) from `dir`.
 pub async fn remove(dir: &Path, name: &str, force: bool) -> Result<Vec<PathBuf>> {
+    let candidates = candidates(dir, name)?;
+    let _lock = atomic::lock(dir, std::time::Duration::from_secs(10)).await?;
+    check_removable(&candidates, force)?;
+    for path in &candidates {
+        fs::remove_file(path)
+            .map_err(|err| Error::env(format!("cannot remove {}: {err}", path.display())))?;
+    }
+    Ok(candidates)
+}
+
+/// Fails unless [`remove`] would remove unit `name`: it is in `dir`, podlab wrote it, and it
+/// is unedited (unless `force`). Checked before its service is stopped, so that a unit podlab
+/// leaves alone is not stopped either.
+pub fn removable(dir: &Path, name: &str, force: bool) -> Result<()> {
+    check_removable(&candidates(dir, name)?, force)
+}
+
+fn check_removable(candidates: &[PathBuf], force: bool) -> Result<()> {
+    for path in candidates {
+        let text = fs::read_to_string(path)
+            .map_err(|err| Error::env(format!("cannot read {}: {err}", path.display())))?;
+        ours(path, &text, force)?;
+    }
+    Ok(())
+}
+
+/// The files of unit `name` in `dir`; an error naming podlab's units when there are none.
+fn candidates(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
     crate::session::values::check_name(name)?;
     // The units of one session share its name, as does the YAML its `.kube` unit plays.
     let candidates: Vec<PathBuf> = UnitType::ALL
         .iter()
         .map(|unit| unit.extension())
-        .chain(["yaml"])
+        .chain(["yaml", "service"])
         .map(|extension| dir.join(format!("{name}.{extension}")))
         .filter(|path| path.is_file())
         .collect();
@@ -210,16 +245,6 @@ pub async fn remove(dir: &Path, name: &str, force: bool) -> Result<Vec<PathBuf>>
                 format!("podlab's units there: {}", known.join(", "))
             }),
         );
-    }
-    let _lock = atomic::lock(dir, std::time::Duration::from_secs(10)).await?;
-    for path in &candidates {
-        let text = fs::read_to_string(path)
-            .map_err(|err| Error::env(format!("cannot read {}: {err}", path.display())))?;
-        ours(path, &text, force)?;
-    }
-    for path in &candidates {
-        fs::remove_file(path)
-            .map_err(|err| Error::env(format!("cannot remove {}: {err}", path.display())))?;
     }
     Ok(candidates)
 }
@@ -373,21 +398,86 @@ pub fn lingering() -> bool {
     Path::new("/var/lib/systemd/linger").join(name).exists()
 }
 
-/// Runs `systemctl --user ARGS`.
+/// Where distributions put Podman's quadlet generator (Debian and Fedora, then Arch).
+pub const QUADLET_GENERATORS: [&str; 2] =
+    ["/usr/libexec/podman/quadlet", "/usr/lib/podman/quadlet"];
+
+/// Runs `systemctl --user ARGS`; a failure carries what systemctl said.
 pub fn systemctl(args: &[&str]) -> Result<()> {
-    let status = Command::new("systemctl")
+    let output = Command::new("systemctl")
         .arg("--user")
         .args(args)
-        .status()
+        .stdin(std::process::Stdio::null())
+        .output()
         .map_err(|err| Error::env(format!("cannot run systemctl: {err}")))?;
-    if status.success() {
+    if output.status.success() {
         return Ok(());
     }
+    let said = String::from_utf8_lossy(&output.stderr);
+    let said = said.trim();
     Err(Error::env(format!(
-        "systemctl --user {} failed ({status})",
-        args.join(" ")
+        "systemctl --user {} failed ({}){}",
+        args.join(" "),
+        output.status,
+        if said.is_empty() {
+            String::new()
+        } else {
+            format!(": {said}")
+        }
     ))
     .hint("see journalctl --user -xe"))
+}
+
+/// Has systemd load the unit files again (`daemon-reload`, which runs the quadlet generator),
+/// then runs `systemctl --user VERB SERVICE`. When systemd then has no such service, the
+/// generator rejected its file, and systemd says only "not found": the error carries the
+/// generator's own reason, from a dry run of it. `remove`: the podlab command that removes
+/// the unit, for the hints.
+pub fn reload_and(verb: &str, service: &str, remove: &str) -> Result<()> {
+    systemctl(&["daemon-reload"]).map_err(|err| {
+        Error::env(format!(
+            "systemd did not reload the unit files, so {service} is not loaded: {}",
+            err.message()
+        ))
+        .hint(format!(
+            "the unit file is in place: once `systemctl --user daemon-reload` works, run \
+             systemctl --user {verb} {service} (or remove it: {remove})"
+        ))
+    })?;
+    let Err(err) = systemctl(&[verb, service]) else {
+        return Ok(());
+    };
+    let name = service.strip_suffix(".service").unwrap_or(service);
+    match generator_rejection(name) {
+        Some(reason) => Err(Error::env(format!(
+            "systemd has no {service}: the quadlet generator rejected its unit file: {reason}"
+        ))
+        .hint(format!(
+            "fix that file, or remove it ({remove} --force) and install again"
+        ))),
+        None => Err(err),
+    }
+}
+
+/// The quadlet generator's complaint about unit `name` (any unit type), from a dry run over
+/// the user's unit directories; `None` when it has none or cannot run.
+fn generator_rejection(name: &str) -> Option<String> {
+    let generator = QUADLET_GENERATORS
+        .into_iter()
+        .map(Path::new)
+        .find(|path| path.exists())?;
+    let output = Command::new(generator)
+        .args(["-dryrun", "-user", "-no-kmsg-log"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stderr);
+    let reasons: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.split_once(&format!("converting \"{name}.")))
+        .filter_map(|(_, rest)| rest.split_once("\": ").map(|(_, reason)| reason.trim()))
+        .collect();
+    (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
 #[cfg(test)]
@@ -407,6 +497,7 @@ mod tests {
             service: Service {
                 timeout_start_sec: 900,
                 restart: None,
+                success_exit_status: Vec::new(),
             },
             install: Install { wanted_by: vec![] },
         }

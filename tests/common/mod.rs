@@ -306,6 +306,12 @@ impl UserCommand<'_> {
         let output = self.build().output().expect("run runuser");
         Run::from(output)
     }
+
+    /// The exit code and the raw stdout (an image archive, say).
+    pub fn output_bytes(&self) -> (i32, Vec<u8>) {
+        let output = self.build().output().expect("run runuser");
+        (output.status.code().unwrap_or(-1), output.stdout)
+    }
 }
 
 /// A finished command.

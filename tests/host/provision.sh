@@ -475,4 +475,5 @@ install_kubernetes_validate
 write_host_env
 bash "$HERE/slurm.sh" install
 bash "$HERE/dl-image.sh"
+bash "$HERE/rig.sh" build # systemd-nspawn machines with Podman 4.3.1, 5.4.2, 5.8.6: tests/systemd.rs
 log "ready: user $TEST_USER, socket /run/user/$(id -u "$TEST_USER")/podman/podman.sock, image $TEST_IMAGE"

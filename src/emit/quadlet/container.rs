@@ -18,6 +18,9 @@ use crate::{Error, Result};
 /// Seconds systemd waits for the container to start: CUDA images take minutes to pull.
 pub const TIMEOUT_START_SEC: u32 = 900;
 
+/// The container's exit code when its init ended on the SIGTERM of a stop (128 + 15).
+const SIGTERM_EXIT: u8 = 143;
+
 /// A unit, and what the emitter had to do differently for the target Podman.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Emitted {
@@ -40,6 +43,7 @@ pub fn container_unit(
         image: session.image.reference().to_owned(),
         container_name: Some(plan.name.clone()),
         security_label_disable: plan.label_disable,
+        run_init: plan.init,
         label: container_labels(session, plan),
         exec: session.command.clone(),
         ..Container::default()
@@ -96,6 +100,11 @@ pub fn container_unit(
             service: Service {
                 timeout_start_sec: TIMEOUT_START_SEC,
                 restart: None,
+                success_exit_status: if plan.init {
+                    vec![SIGTERM_EXIT]
+                } else {
+                    Vec::new()
+                },
             },
             install: Install {
                 wanted_by: vec!["default.target".to_owned()],

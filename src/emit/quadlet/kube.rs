@@ -29,6 +29,7 @@ pub fn kube_unit(name: &str, yaml: &Path, cdi_spec_dir: Option<&Path>) -> Result
             service: Service {
                 timeout_start_sec: TIMEOUT_START_SEC,
                 restart: None,
+                success_exit_status: Vec::new(),
             },
             install: Install {
                 wanted_by: vec!["default.target".to_owned()],

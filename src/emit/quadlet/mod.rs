@@ -12,6 +12,7 @@ mod escape_tests;
 mod golden_tests;
 pub mod kube;
 pub mod notebook;
+pub mod service;
 pub mod set;
 pub mod unit;
 

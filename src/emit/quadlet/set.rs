@@ -49,6 +49,7 @@ pub fn join_pod(emitted: &mut Emitted, caps: &Capabilities) -> Result<Unit> {
         service: Service {
             timeout_start_sec: TIMEOUT_START_SEC,
             restart: None,
+            success_exit_status: Vec::new(),
         },
         install: Install {
             wanted_by: vec!["default.target".to_owned()],
@@ -117,6 +118,7 @@ pub fn image_unit(
         service: Service {
             timeout_start_sec: TIMEOUT_START_SEC,
             restart: None,
+            success_exit_status: Vec::new(),
         },
         // Started by the units that need it, not at boot on its own.
         install: Install {
@@ -161,6 +163,7 @@ mod tests {
                 service: Service {
                     timeout_start_sec: 900,
                     restart: None,
+                    success_exit_status: Vec::new(),
                 },
                 install: Install {
                     wanted_by: vec!["default.target".into()],

@@ -56,6 +56,8 @@ pub struct Container {
     pub working_dir: Option<String>,
     /// `SecurityLabelDisable=true`.
     pub security_label_disable: bool,
+    /// `RunInit=true`: an init as PID 1 (`podman run --init`).
+    pub run_init: bool,
     /// `AddDevice=`, one per device: a node (`HOST[:CTR]`) or a CDI name.
     pub add_device: Vec<String>,
     /// `Volume=`, one per mount: `HOST:CTR[:OPTIONS]`.
@@ -141,6 +143,10 @@ pub struct Service {
     pub timeout_start_sec: u32,
     /// `Restart=`: `on-failure` for long-running services.
     pub restart: Option<String>,
+    /// `SuccessExitStatus=`: exit codes that count as a clean stop. With `RunInit=true` a
+    /// command stopped by SIGTERM makes the container exit 143 (128 + 15), which systemd
+    /// would otherwise record as a failure.
+    pub success_exit_status: Vec<u8>,
 }
 
 /// `[Install]`.
@@ -205,6 +211,15 @@ impl Unit {
         if let Some(restart) = &self.service.restart {
             service.push(("Restart", escape::raw("Restart", restart)?));
         }
+        if !self.service.success_exit_status.is_empty() {
+            let codes: Vec<String> = self
+                .service
+                .success_exit_status
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            service.push(("SuccessExitStatus", codes.join(" ")));
+        }
         section(&mut body, "Service", &service);
         let install: Vec<_> = self
             .install
@@ -268,6 +283,9 @@ impl Container {
         }
         if self.security_label_disable {
             lines.push(("SecurityLabelDisable", "true".to_owned()));
+        }
+        if self.run_init {
+            lines.push(("RunInit", "true".to_owned()));
         }
         for device in &self.add_device {
             lines.push(("AddDevice", escape::word("AddDevice", device)?));
@@ -360,6 +378,7 @@ mod tests {
             service: Service {
                 timeout_start_sec: 900,
                 restart: None,
+                success_exit_status: Vec::new(),
             },
             install: Install {
                 wanted_by: vec!["default.target".into()],
