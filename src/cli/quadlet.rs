@@ -132,6 +132,10 @@ fn print_written(written: &[(PathBuf, Written)]) -> Result<u8> {
             Written::Created => "created",
             Written::Replaced => "replaced",
             Written::Unchanged => "unchanged",
+            Written::Removed => {
+                tracing::warn!("removed {} (not in the new set)", path.display());
+                continue;
+            }
         };
         tracing::info!("{what} {}", path.display());
         let _ = writeln!(out, "{}", path.display());

@@ -397,7 +397,9 @@ mod tests {
                 .calls()
                 .contains(&format!("link localhost/img:{}", plan::COMPAT_LIBCUDA))
         );
-        run_attached(&engine, &session, &probed).await.unwrap();
+        run_attached(&engine, &session, &probed, unreachable)
+            .await
+            .unwrap();
         let body = engine.bodies.lock().unwrap()[0].clone();
         assert_eq!(body["env"]["LD_LIBRARY_PATH"], plan::COMPAT_DIR);
         assert_eq!(body["env"]["A"], "1");
