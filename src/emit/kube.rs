@@ -45,6 +45,7 @@ use sha2::{Digest, Sha256};
 use crate::capabilities::{Capabilities, Feature};
 use crate::cdi::spec::ContainerEdits;
 use crate::emit::jobset::{self, JobSet};
+use crate::emit::kube_escape;
 use crate::emit::podman::{labels, port_text};
 use crate::plan::UserNs;
 use crate::session::{ImageSource, Port, Protocol, Session};
@@ -512,7 +513,7 @@ fn objects(session: &Session, plan: &KubePlan, notices: &mut Vec<String>) -> Res
     let container = Container {
         name: CONTAINER_NAME.to_owned(),
         image: Some(session.image.reference().to_owned()),
-        args: (!session.command.is_empty()).then(|| session.command.clone()),
+        args: (!session.command.is_empty()).then(|| kube_escape::all_dollars(&session.command)),
         working_dir: Some(session.workdir.clone()),
         env: container_env(env, multi),
         ports: container_ports(&session.ports, plan.target),
@@ -648,7 +649,7 @@ fn container_env(env: BTreeMap<String, String>, multi: bool) -> Option<Vec<EnvVa
         .into_iter()
         .map(|(name, value)| EnvVar {
             name,
-            value: Some(value),
+            value: Some(kube_escape::dollars(&value)),
             value_from: None,
         })
         .collect();
