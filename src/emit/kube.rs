@@ -515,7 +515,7 @@ fn objects(session: &Session, plan: &KubePlan, notices: &mut Vec<String>) -> Res
         image: Some(session.image.reference().to_owned()),
         args: (!session.command.is_empty()).then(|| kube_escape::all_dollars(&session.command)),
         working_dir: Some(session.workdir.clone()),
-        env: container_env(env, multi),
+        env: container_env(env, multi, plan.target),
         ports: container_ports(&session.ports, plan.target),
         resources: (!limits.is_empty()).then(|| ResourceRequirements {
             limits: Some(limits),
@@ -633,7 +633,11 @@ fn torchrun_env(plan: &KubePlan) -> BTreeMap<String, String> {
 
 /// The container's env in name order; a multi-node pod's `PET_NODE_RANK` comes from its
 /// completion index (downward API), unless the session sets it.
-fn container_env(env: BTreeMap<String, String>, multi: bool) -> Option<Vec<EnvVar>> {
+fn container_env(
+    env: BTreeMap<String, String>,
+    multi: bool,
+    target: Target,
+) -> Option<Vec<EnvVar>> {
     let rank = (multi && !env.contains_key("PET_NODE_RANK")).then(|| EnvVar {
         name: "PET_NODE_RANK".to_owned(),
         value: None,
@@ -649,7 +653,7 @@ fn container_env(env: BTreeMap<String, String>, multi: bool) -> Option<Vec<EnvVa
         .into_iter()
         .map(|(name, value)| EnvVar {
             name,
-            value: Some(kube_escape::dollars(&value)),
+            value: Some(kube_escape::env_value(&value, target)),
             value_from: None,
         })
         .collect();

@@ -1,8 +1,9 @@
 //! The one place for escaping in Kubernetes YAML: `$(VAR)` references.
 //!
-//! Kubernetes (and `podman kube play`) expand `$(VAR)` in a container's `command`, `args` and
-//! env values, and reduce `$$` to `$`, before the process sees them; `podlab run` passes the
-//! same strings through untouched. So `sh -c 'echo "arg=$(HOME)"'` (a shell's command
+//! Kubernetes expands `$(VAR)` in a container's `command`, `args` and env values, and reduces
+//! `$$` to `$`, before the process sees them; `podman kube play` does the same in `command`
+//! and `args` but leaves env values alone (seen on 5.4.2; podman#24181 asks for it). `podlab
+//! run` passes every string through untouched. So `sh -c 'echo "arg=$(HOME)"'` (a shell's command
 //! substitution) would run `echo "arg=/tmp"` under kube play. [`dollars`] doubles each `$`
 //! that the expansion would read as the start of `$(` or `$$`, and the expansion gives the
 //! original string back; a `$` before anything else (`$HOME`, a trailing `$`) is left as it
@@ -10,6 +11,8 @@
 //!
 //! YAML quoting is not escaping of this kind: [`crate::host::yaml`] does that for every
 //! scalar.
+
+use crate::emit::kube::Target;
 
 /// `value` with every `$` that starts `$(` or `$$` doubled: Kubernetes' expansion of the
 /// result is `value`.
@@ -23,6 +26,15 @@ pub fn dollars(value: &str) -> String {
         }
     }
     escaped
+}
+
+/// An env value for `target`: escaped where that reader expands env values (a cluster), as it
+/// is for `podman kube play`, which does not.
+pub fn env_value(value: &str, target: Target) -> String {
+    match target {
+        Target::Kubernetes => dollars(value),
+        Target::Podman => value.to_owned(),
+    }
 }
 
 /// Each string of `values` through [`dollars`].
@@ -113,6 +125,9 @@ mod tests {
         assert_eq!(dollars("$$"), "$$$");
         assert_eq!(dollars("$$("), "$$$$(");
         assert_eq!(dollars("$HOME ${X} cost$"), "$HOME ${X} cost$");
+        // A cluster expands env values too; kube play does not (see the module docs).
+        assert_eq!(env_value("$(A)", Target::Kubernetes), "$$(A)");
+        assert_eq!(env_value("$(A)", Target::Podman), "$(A)");
         // Unescaped, the shell's command substitution would become the variable's value.
         assert_eq!(expand(r#"echo "arg=$(HOME)""#), r#"echo "arg=<HOME>""#);
     }
