@@ -150,7 +150,7 @@ where
         },
         interrupt = signals.next() => return stop(engine, &id, &plan.name, interrupt).await,
     };
-    follow_after_loss(&plan.name, lost, &mut signals, reconnect).await
+    follow_after_loss(&plan.name, lost, &mut signals, reconnect, RECONNECT_WINDOW).await
 }
 
 /// Streams the running job's output until it exits; its exit code.
@@ -176,13 +176,15 @@ async fn stop<E: Engine>(engine: &E, id: &str, name: &str, interrupt: Interrupt)
     Ok(interrupt.code)
 }
 
-/// The connection to a running job was lost (`lost`): reaches Podman again and follows the
-/// job to its exit, as often as the connection is lost, never removing a job that runs.
+/// The connection to a running job was lost (`lost`): reaches Podman again (trying for
+/// `window`) and follows the job to its exit, as often as the connection is lost, never
+/// removing a job that runs.
 async fn follow_after_loss<R, F>(
     name: &str,
     mut lost: Error,
     signals: &mut StopSignals,
     reconnect: impl Fn() -> F,
+    window: Duration,
 ) -> Result<i32>
 where
     R: Engine,
@@ -194,7 +196,7 @@ where
             lost.message()
         );
         let engine = tokio::select! {
-            engine = reach(&reconnect) => engine,
+            engine = reach(&reconnect, window) => engine,
             interrupt = signals.next() => {
                 tracing::warn!("{}: {name} may still run: stop it with podlab stop {name}", interrupt.signal);
                 return Ok(interrupt.code);
@@ -203,7 +205,7 @@ where
         let Some(engine) = engine else {
             return Err(Error::env(format!(
                 "lost the podman socket under the job {name}, and no podman service answered within {} s; the job keeps running",
-                RECONNECT_WINDOW.as_secs()
+                window.as_secs()
             ))
             .hint(format!(
                 "follow it with podlab logs -f {name} once a podman socket answers (podlab stop {name} stops it)"
@@ -235,13 +237,13 @@ where
     }
 }
 
-/// An engine that answers, tried once a second for [`RECONNECT_WINDOW`]; `None` when none did.
-async fn reach<R, F>(reconnect: &impl Fn() -> F) -> Option<R>
+/// An engine that answers, tried once a second for `window`; `None` when none did.
+async fn reach<R, F>(reconnect: &impl Fn() -> F, window: Duration) -> Option<R>
 where
     R: Engine,
     F: Future<Output = Result<R>>,
 {
-    let deadline = tokio::time::Instant::now() + RECONNECT_WINDOW;
+    let deadline = tokio::time::Instant::now() + window;
     loop {
         match reconnect().await {
             Ok(engine) => return Some(engine),
@@ -529,6 +531,28 @@ mod tests {
         assert_eq!(
             again.calls(),
             ["inspect-container demo-run-1", "rm c0ffee force=false"]
+        );
+    }
+
+    #[tokio::test]
+    async fn l3_when_no_podman_answers_the_job_is_left_running_with_the_way_to_follow_it() {
+        let mut signals = StopSignals::install().unwrap();
+        let lost = Error::env("lost the podman socket /run/x.sock: connection reset");
+        let err = follow_after_loss(
+            "demo-run-1",
+            lost,
+            &mut signals,
+            unreachable,
+            Duration::from_millis(10),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.message().contains("the job keeps running"), "{err}");
+        assert!(
+            err.hint_text()
+                .is_some_and(|hint| hint.contains("podlab logs -f demo-run-1")),
+            "{err}"
         );
     }
 }
