@@ -1,7 +1,6 @@
 //! `podlab run [session flags] [--detach] [--keep] [-- CMD...]`: one container per job, the
 //! habit of people who train from scripts. Output streams to our stdout/stderr, the job's exit
-//! code becomes ours, and Ctrl-C (or SIGTERM, SIGHUP, SIGQUIT) stops the job and removes its
-//! container unless detached.
+//! code becomes ours, and Ctrl-C, SIGTERM, SIGHUP or SIGQUIT stop and remove it (unless -d).
 
 use super::print_result;
 use super::session_args::{SessionArgs, current_dir};

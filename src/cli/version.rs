@@ -7,7 +7,6 @@ use serde::Serialize;
 use super::{print_result, to_json};
 use crate::Result;
 use crate::capabilities::{Capabilities, CdiVersion, Feature, UnitType};
-use crate::engine::socket::SocketOrigin;
 use crate::engine::{self, ConnectOptions, Connection, ServerVersion};
 
 #[derive(Debug, clap::Args)]
@@ -51,8 +50,7 @@ pub async fn run(args: &Args, connect: &ConnectOptions) -> Result<u8> {
         podlab: env!("CARGO_PKG_VERSION"),
         server: &connected.server,
         connection: &connected.connection,
-        autostarted: connected.connection.autostarted()
-            || connected.connection.origin == SocketOrigin::PodlabService,
+        autostarted: connected.connection.autostarted(),
         capabilities: CapabilitySummary::of(connected.capabilities()),
     };
     let text = if args.json {
@@ -76,10 +74,10 @@ fn render(report: &Report<'_>) -> String {
     let connection = report.connection;
     let caps = &report.capabilities;
     let idle = engine::autostart::IDLE_EXIT_SECS;
-    let started = match (connection.started_pid, connection.origin) {
-        (Some(pid), _) => format!("yes (pid {pid}, exits after {idle} s idle)"),
-        (None, SocketOrigin::PodlabService) => format!("yes (exits after {idle} s idle)"),
-        (None, _) => "no".to_owned(),
+    let started = match connection.started_pid {
+        Some(pid) => format!("yes (pid {pid}, exits after {idle} s idle)"),
+        None if connection.autostarted() => format!("yes (exits after {idle} s idle)"),
+        None => "no".to_owned(),
     };
     let units: Vec<&str> = caps
         .quadlet_unit_types

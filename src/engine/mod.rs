@@ -293,8 +293,9 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Whether the socket is podlab's private service (started by this run or an earlier one).
     pub fn autostarted(&self) -> bool {
-        self.started_pid.is_some()
+        self.started_pid.is_some() || self.origin == SocketOrigin::PodlabService
     }
 }
 

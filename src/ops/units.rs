@@ -135,6 +135,18 @@ pub enum Written {
     Removed,
 }
 
+impl Written {
+    /// What became of the file, in a word or two.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Replaced => "replaced",
+            Self::Unchanged => "unchanged",
+            Self::Removed => "removed (not in the new set)",
+        }
+    }
+}
+
 /// One change to the unit directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
