@@ -276,6 +276,14 @@ pub async fn install(
         let (Step::Write { path, .. } | Step::Remove { path }) = step;
         done.push((path, outcome));
     }
+    // Reported in the set's own order (the main unit first), then what was removed.
+    let position = |path: &PathBuf| {
+        files
+            .iter()
+            .position(|(file, _)| dir.join(file) == *path)
+            .unwrap_or(files.len())
+    };
+    done.sort_by_key(|(path, _)| position(path));
     Ok(done)
 }
 
