@@ -507,6 +507,39 @@ fn l2_sigterm_to_a_foreground_run_stops_and_removes_its_job() {
 }
 
 #[test]
+fn l2_a_hangup_ignored_at_start_as_under_nohup_leaves_the_job_running() {
+    let Some(host) = host() else { return };
+    let _socket = shared_socket();
+    let project = host.user_dir("nohup");
+    let name = "podlab-e2e-nohup";
+    let _ = host.command("podman", &["rm", "-f", name]).output();
+    // `nohup` ignores SIGHUP and execs the command: podlab must leave it ignored.
+    let script = format!(
+        "trap '' HUP; exec {} run --gpus none --image {} --name {name} -- sh -c 'sleep 3; exit 5'",
+        host.podlab.display(),
+        host.image
+    );
+    let child = host.command("sh", &["-c", &script]).cwd(&project).spawn();
+    wait_for("the job to run", || running(host, name));
+    wait_for("podlab's process", || podlab_pid(host, name).is_some());
+    let pid = podlab_pid(host, name).unwrap_or_default();
+    std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill");
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(5),
+        "the job's own exit code: {stderr}"
+    );
+    assert!(!stderr.contains("SIGHUP"), "{stderr}");
+    assert_none_left(host, &project);
+    let _ = fs::remove_dir_all(project);
+}
+
+#[test]
 fn l3_a_dying_service_leaves_the_job_running_and_podlab_follows_it_to_its_exit_code() {
     let Some(host) = host() else { return };
     let _socket = exclusive_socket();

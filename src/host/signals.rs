@@ -5,6 +5,10 @@
 //! container stops and removes it first, then exits as a shell reports a death by that
 //! signal: 128 + its number (130, 143, 129, 131), which is what `timeout`, CI runners and
 //! shells expect.
+//!
+//! A signal that was ignored when podlab started (`nohup` ignores `SIGHUP`; a shell ignores
+//! `SIGINT` and `SIGQUIT` for its background jobs) stays ignored: catching it would undo what
+//! the caller asked for, and a hangup would stop a job started under `nohup`.
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -40,37 +44,69 @@ impl Interrupt {
     };
 }
 
-/// The stop signals, caught from [`StopSignals::install`] on (for the rest of the process).
+/// The stop signals, caught from [`StopSignals::install`] on (for the rest of the process);
+/// `None` for one that was ignored at start.
 #[derive(Debug)]
 pub struct StopSignals {
-    interrupt: Signal,
-    terminate: Signal,
-    hangup: Signal,
-    quit: Signal,
+    interrupt: Option<Signal>,
+    terminate: Option<Signal>,
+    hangup: Option<Signal>,
+    quit: Option<Signal>,
 }
 
 impl StopSignals {
-    /// Catches the stop signals; install before the container exists, so that no signal
-    /// finds podlab between creating it and watching for signals.
+    /// Catches the stop signals that are not ignored; install before the container exists,
+    /// so that no signal finds podlab between creating it and watching for signals.
     pub fn install() -> Result<Self> {
+        let ignored =
+            std::fs::read_to_string("/proc/self/status").map_or(0, |status| ignored_mask(&status));
+        let unless_ignored = |kind: SignalKind| {
+            let number = u32::try_from(kind.as_raw_value()).unwrap_or(0);
+            let bit = number
+                .checked_sub(1)
+                .and_then(|shift| 1u64.checked_shl(shift))
+                .unwrap_or(0);
+            if ignored & bit == 0 {
+                catch(kind).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
         Ok(Self {
-            interrupt: catch(SignalKind::interrupt())?,
-            terminate: catch(SignalKind::terminate())?,
-            hangup: catch(SignalKind::hangup())?,
-            quit: catch(SignalKind::quit())?,
+            interrupt: unless_ignored(SignalKind::interrupt())?,
+            terminate: unless_ignored(SignalKind::terminate())?,
+            hangup: unless_ignored(SignalKind::hangup())?,
+            quit: unless_ignored(SignalKind::quit())?,
         })
     }
 
     /// The next stop signal.
     pub async fn next(&mut self) -> Interrupt {
         tokio::select! {
-            Some(()) = self.interrupt.recv() => Interrupt::INT,
-            Some(()) = self.terminate.recv() => Interrupt::TERM,
-            Some(()) = self.hangup.recv() => Interrupt::HUP,
-            Some(()) = self.quit.recv() => Interrupt::QUIT,
+            Some(()) = arrival(self.interrupt.as_mut()) => Interrupt::INT,
+            Some(()) = arrival(self.terminate.as_mut()) => Interrupt::TERM,
+            Some(()) = arrival(self.hangup.as_mut()) => Interrupt::HUP,
+            Some(()) = arrival(self.quit.as_mut()) => Interrupt::QUIT,
             else => std::future::pending().await,
         }
     }
+}
+
+/// The next arrival of a caught signal; never, for one not caught.
+async fn arrival(signal: Option<&mut Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The `SigIgn:` mask of a `/proc/PID/status` text: bit N-1 set when signal N is ignored.
+fn ignored_mask(status: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .unwrap_or(0)
 }
 
 /// Catches one signal kind.
@@ -84,6 +120,14 @@ pub fn catch(kind: SignalKind) -> Result<Signal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ignored_mask_is_read_from_proc_status() {
+        // SIGHUP (1) and SIGQUIT (3) ignored, as under `nohup` in a background job.
+        let status = "Name:\tpodlab\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000005\n";
+        assert_eq!(ignored_mask(status), 0b101);
+        assert_eq!(ignored_mask("Name:\tx\n"), 0);
+    }
 
     #[tokio::test]
     async fn each_stop_signal_maps_to_128_plus_its_number() {

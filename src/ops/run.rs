@@ -172,7 +172,14 @@ async fn follow<E: Engine>(engine: &E, id: &str, mut stream: Stdio) -> Result<i3
 /// Stops and removes the job podlab was told to stop; the exit code that reports the signal.
 async fn stop<E: Engine>(engine: &E, id: &str, name: &str, interrupt: Interrupt) -> Result<i32> {
     tracing::warn!("{}: stopping and removing {name}", interrupt.signal);
-    engine.stop_and_remove(id, STOP_TIMEOUT_SECS).await?;
+    // A hangup comes from a closed terminal, whose `runuser` or `su` kills podlab 2 s later:
+    // the removal must be done by then.
+    let timeout = if interrupt == Interrupt::HUP {
+        0
+    } else {
+        STOP_TIMEOUT_SECS
+    };
+    engine.stop_and_remove(id, timeout).await?;
     Ok(interrupt.code)
 }
 
