@@ -13,6 +13,9 @@ pub enum ErrorKind {
     User,
     /// The host, Podman or podlab itself failed: exit 2.
     Environment,
+    /// The container's command could not be run, with the status a shell (and `podman run`,
+    /// `podman exec`) gives it: 127 when it is not found, 126 when it is not executable.
+    Command(u8),
 }
 
 /// A failure to report to the user.
@@ -44,6 +47,16 @@ impl Error {
         }
     }
 
+    /// The container's command could not be run: exit code `code` (127 not found, 126 not
+    /// executable).
+    pub fn command(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Command(code),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
     /// Adds the `hint:` line: the command or change that fixes the problem.
     #[must_use]
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -68,6 +81,7 @@ impl Error {
         match self.kind {
             ErrorKind::User => 1,
             ErrorKind::Environment => 2,
+            ErrorKind::Command(code) => code,
         }
     }
 }

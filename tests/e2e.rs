@@ -161,7 +161,7 @@ fn autostarts_a_private_service_when_the_user_socket_is_down() {
     let second = host.podlab(&["version", "--json"]).output();
     let report = second.expect_code(0).json();
     assert_eq!(report["connection"]["origin"], "podlab-service");
-    assert_eq!(report["connection"]["started_pid"], serde_json::Value::Null);
+    assert_eq!(report["connection"]["started_pid"], pid);
 
     let doctor = host.podlab(&["doctor", "--json"]).output();
     let doctor = doctor.expect_code(0).json();
@@ -179,6 +179,29 @@ fn autostarts_a_private_service_when_the_user_socket_is_down() {
     assert!(!ping(&private_socket));
     drop(restore);
     assert!(host.socket_alive());
+}
+
+#[test]
+fn version_says_started_by_podlab_for_its_own_reused_private_service() {
+    let Some(host) = host() else { return };
+    let _socket = exclusive_socket();
+    let private_dir = host.runtime_dir.join("podlab");
+    stop_private_service(&private_dir);
+    host.stop_user_socket();
+    let restore = RestoreUserSocket(host);
+    let first = host.podlab(&["version"]).output();
+    first.expect_code(0);
+    let pid = fs::read_to_string(private_dir.join("service.pid")).expect("pid file");
+    let line = format!("started by podlab:   yes (pid {}, ", pid.trim());
+    assert!(first.stdout.contains(&line), "{}", first.stdout);
+    // A later run reuses that service: still podlab's, and it says so.
+    let reused = host.podlab(&["version"]).output();
+    reused.expect_code(0);
+    assert!(reused.stdout.contains(&line), "{}", reused.stdout);
+    let json = host.podlab(&["version", "--json"]).output();
+    assert_eq!(json.expect_code(0).json()["autostarted"], true);
+    stop_private_service(&private_dir);
+    drop(restore);
 }
 
 /// Puts the user's socket back even when an assertion fails, so other tests keep working.

@@ -527,3 +527,64 @@ fn unknown_names_and_other_containers_are_refused_with_a_hint() {
         "ps lists a container podlab did not start"
     );
 }
+
+#[test]
+fn l2_sigterm_to_exec_exits_143_and_says_the_command_may_still_run() {
+    let Some(host) = host() else { return };
+    let project = host.user_dir("exec-term");
+    let name = format!("podlab-e2e-exec-term{}", std::process::id());
+    let _cleanup = Cleanup {
+        host,
+        project: project_name(&project),
+        containers: vec![name.clone()],
+        images: Vec::new(),
+    };
+    let serve = "trap 'exit 0' TERM; sleep 600 & wait";
+    let job = [
+        "run",
+        "-d",
+        "--gpus",
+        "none",
+        "--image",
+        &host.image,
+        "--name",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        serve,
+    ];
+    podlab(host, &project, &job).expect_code(0);
+    let child = host
+        .podlab(&["exec", &name, "--", "sleep", "4321"])
+        .cwd(&project)
+        .spawn();
+    let pattern = format!("{} exec {name} -- sleep 4321", host.podlab.display());
+    let mut pid = String::new();
+    wait_for("podlab exec and its command to run", || {
+        pid = std::process::Command::new("pgrep")
+            .args(["-u", &host.user, "-f", &pattern])
+            .output()
+            .map(|found| String::from_utf8_lossy(&found.stdout).trim().to_owned())
+            .unwrap_or_default();
+        let command = std::process::Command::new("pgrep")
+            .args(["-u", &host.user, "-x", "-f", "sleep 4321"])
+            .output()
+            .is_ok_and(|found| found.status.success());
+        !pid.is_empty() && command
+    });
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains(&format!("SIGTERM: the command may still run in {name}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("podlab stop {name}")), "{stderr}");
+    podlab(host, &project, &["rm", "-f", &name]).expect_code(0);
+    let _ = fs::remove_dir_all(project);
+}

@@ -1068,3 +1068,62 @@ fn podman_flavor_refuses_more_than_one_node() {
         run.stderr
     );
 }
+
+/// Prints its argument, an env value and a few literals that hold `$(...)` and `$$`, one
+/// bracketed word each, on one line.
+const DOLLARS_SCRIPT: &str =
+    r#"printf '[%s]' "$1" "$AWK" "$(echo sub)" '$(HOME)' '$$' '$$(HOME)' 'cost$'; echo"#;
+const DOLLARS_ARG: &str = "$(HOME) $$ $( ) $$(X) $HOME";
+const DOLLARS_ENV: &str = "AWK=$(HOME)-$$-$(NOPE";
+
+#[test]
+fn w2_kube_play_runs_dollar_paren_strings_as_podlab_run_does() {
+    let Some(host) = host() else { return };
+    let name = "podlab-e2e-dollars";
+    let project = host.user_dir(name);
+    let session = [
+        "--gpus",
+        "none",
+        "--image",
+        &host.image,
+        "-e",
+        DOLLARS_ENV,
+        "--name",
+        name,
+    ];
+    let command = ["--", "sh", "-c", DOLLARS_SCRIPT, "sh", DOLLARS_ARG];
+    let mut args = vec!["run"];
+    args.extend(session);
+    args.extend(command);
+    let ran = podlab(host, &project, &args);
+    ran.expect_code(0);
+    let expected = ran.stdout.lines().next().unwrap_or_default().to_owned();
+    assert!(expected.contains("[$(HOME)]"), "{}", ran.stdout);
+
+    let file = project.join("pod.yaml");
+    let file_arg = file.display().to_string();
+    let mut args = vec!["kube", "generate", "-o", &file_arg];
+    args.extend(session);
+    args.extend(command);
+    podlab(host, &project, &args).expect_code(0);
+    let yaml = fs::read_to_string(&file).expect("read the YAML");
+    assert!(yaml.contains("$$(HOME)"), "{yaml}");
+    remove_pod(host, name);
+    let played = podlab(host, &project, &["kube", "play", &file_arg]);
+    let guard = PodGuard { host, pod: name };
+    played.expect_code(0);
+    let container = format!("{name}-main");
+    let mut logs = String::new();
+    common::wait_for("the played job's output", || {
+        logs = podman(host, &["logs", &container]).stdout;
+        logs.contains('\n')
+    });
+    assert_eq!(
+        logs.lines().next().unwrap_or_default(),
+        expected,
+        "kube play ran other strings than podlab run"
+    );
+    podlab(host, &project, &["kube", "down", &file_arg]).expect_code(0);
+    drop(guard);
+    let _ = fs::remove_dir_all(project);
+}

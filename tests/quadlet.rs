@@ -565,3 +565,170 @@ fn write_build_project(host: &TestHost, project: &Path, tag: &str) {
     )
     .expect("podlab.toml");
 }
+
+/// Whether quadlet makes exactly one `name.service` from the units in `dir`.
+fn one_service(host: &TestHost, dir: &Path, name: &str) -> usize {
+    let run = host
+        .command(QUADLET, &["-dryrun", "-user", "-no-kmsg-log"])
+        .env("QUADLET_UNIT_DIRS", dir.display().to_string())
+        .output();
+    run.expect_code(0);
+    run.stdout.matches(&format!("---{name}.service---")).count()
+}
+
+#[test]
+fn w1_reinstalling_under_another_kind_leaves_only_the_new_set() {
+    let Some(host) = host() else { return };
+    let _socket = common::shared_socket();
+    let project = host.user_dir("quadlet-rekind");
+    let units = host.user_dir("quadlet-rekind-units");
+    let out = units.display().to_string();
+    let name = "kk";
+    let set = |kind: &str| {
+        let args = [
+            "quadlet",
+            "generate",
+            "--kind",
+            kind,
+            "--name",
+            name,
+            "--gpus",
+            "none",
+            "--image",
+            &host.image,
+            "-o",
+            &out,
+            "--",
+            "sleep",
+            "60",
+        ];
+        podlab(host, &project, &args)
+    };
+    set("kube").expect_code(0);
+    let listing = || {
+        let mut files: Vec<String> = fs::read_dir(&units)
+            .expect("units")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|file| !file.starts_with('.'))
+            .collect();
+        files.sort();
+        files
+    };
+    assert_eq!(listing(), ["kk.kube", "kk.yaml"]);
+    let again = set("container");
+    again.expect_code(0);
+    assert_eq!(listing(), ["kk.container"], "{}", again.stderr);
+    assert!(again.stderr.contains("removed"), "{}", again.stderr);
+    assert_eq!(one_service(host, &units, name), 1);
+    let podman = podman_command(host, &units, name);
+    assert!(
+        !podman.iter().any(|arg| arg == "kube"),
+        "the old .kube unit still makes the service: {podman:?}"
+    );
+    let _ = fs::remove_dir_all(project);
+    let _ = fs::remove_dir_all(units);
+}
+
+#[test]
+fn w5_a_unit_from_a_container_with_an_env_secret_carries_the_secret_never_the_mask() {
+    let Some(host) = host() else { return };
+    let _socket = common::shared_socket();
+    let id = std::process::id();
+    let (name, copy, secret) = (
+        format!("podlab-e2e-nb{id}"),
+        format!("podlab-e2e-nbcopy{id}"),
+        format!("podlab-e2e-token{id}"),
+    );
+    let project = host.user_dir("quadlet-secret");
+    let _containers = ContainerGuard {
+        host,
+        names: vec![name.clone(), copy.clone()],
+    };
+    let _ = host.command("podman", &["secret", "rm", &secret]).output();
+    host.command(
+        "sh",
+        &[
+            "-c",
+            &format!("printf s3cret | podman secret create {secret} -"),
+        ],
+    )
+    .output()
+    .expect_code(0);
+    let flag = format!("{secret},type=env,target=JUPYTER_TOKEN");
+    let serve = "trap 'exit 0' TERM; sleep 600 & wait";
+    host.command(
+        "podman",
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--secret",
+            &flag,
+            &host.image,
+            "sh",
+            "-c",
+            serve,
+        ],
+    )
+    .output()
+    .expect_code(0);
+
+    let units = project.join("units");
+    let units_arg = units.display().to_string();
+    let made = podlab(
+        host,
+        &project,
+        &["quadlet", "from", &name, "--name", &copy, "-o", &units_arg],
+    );
+    made.expect_code(0);
+    let unit = fs::read_to_string(units.join(format!("{copy}.container"))).expect("the unit");
+    assert!(!unit.contains("*******"), "podman's mask written:\n{unit}");
+    assert!(unit.contains(&format!("\nSecret={flag}\n")), "{unit}");
+    let podman = podman_command(host, &units, &copy);
+    host.command(&podman[0], &podman[1..])
+        .output()
+        .expect_code(0);
+    let token = host
+        .command(
+            "podman",
+            &["exec", &copy, "sh", "-c", "echo $JUPYTER_TOKEN"],
+        )
+        .output();
+    assert_eq!(token.expect_code(0).stdout.trim(), "s3cret");
+
+    // kube play cannot carry a plain podman secret: named, never written as a value.
+    let kube = podlab(host, &project, &["kube", "generate", &name]);
+    kube.expect_code(0);
+    assert!(!kube.stdout.contains("*******"), "{}", kube.stdout);
+    assert!(
+        kube.stderr.contains(&format!(
+            "env JUPYTER_TOKEN (the podman secret {secret}) left out"
+        )),
+        "{}",
+        kube.stderr
+    );
+    let cluster = podlab(
+        host,
+        &project,
+        &["kube", "generate", &name, "--target", "kubernetes"],
+    );
+    cluster.expect_code(0);
+    assert!(!cluster.stdout.contains("*******"), "{}", cluster.stdout);
+    assert!(
+        cluster.stdout.contains("secretKeyRef") && cluster.stdout.contains(&secret),
+        "{}",
+        cluster.stdout
+    );
+    let _ = host
+        .command("podman", &["rm", "-f", "-t", "0", &name, &copy])
+        .output();
+    let _ = host.command("podman", &["secret", "rm", &secret]).output();
+    let _ = fs::remove_dir_all(project);
+}

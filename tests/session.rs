@@ -421,8 +421,126 @@ fn ctrl_c_stops_the_job_and_removes_its_container() {
     let _ = fs::remove_dir_all(project);
 }
 
+/// The pid of the `podlab run ... --name NAME` the test user runs.
+fn podlab_pid(host: &TestHost, name: &str) -> Option<String> {
+    let pattern = format!("{} run .*--name {name} ", host.podlab.display());
+    let found = std::process::Command::new("pgrep")
+        .args(["-u", &host.user, "-f", &pattern])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&found.stdout)
+        .lines()
+        .next()
+        .map(|pid| pid.trim().to_owned())
+        .filter(|pid| !pid.is_empty())
+}
+
+/// Whether the container `name` runs, as the podman command (not the socket) sees it.
+fn running(host: &TestHost, name: &str) -> bool {
+    let filter = format!("name=^{name}$");
+    let args = [
+        "ps",
+        "--filter",
+        "status=running",
+        "--filter",
+        &filter,
+        "--format",
+        "{{.Names}}",
+    ];
+    host.command("podman", &args)
+        .output()
+        .stdout
+        .lines()
+        .any(|line| line == name)
+}
+
 #[test]
-fn a_socket_that_dies_mid_job_is_a_clear_error_and_leaves_no_container() {
+fn l2_sigterm_to_a_foreground_run_stops_and_removes_its_job() {
+    let Some(host) = host() else { return };
+    let _socket = shared_socket();
+    let project = host.user_dir("sigterm");
+    // SIGTERM as timeout, a CI cancel or kill sends it; SIGQUIT and SIGHUP the same way.
+    for (signal, code) in [("TERM", 143), ("QUIT", 131), ("HUP", 129)] {
+        let name = format!("podlab-e2e-sig{}", signal.to_lowercase());
+        let _ = host.command("podman", &["rm", "-f", &name]).output();
+        let child = host
+            .podlab(&[
+                "run",
+                "--gpus",
+                "none",
+                "--image",
+                &host.image,
+                "--name",
+                &name,
+                "--",
+                "sleep",
+                "600",
+            ])
+            .cwd(&project)
+            .spawn();
+        wait_for("the job to run", || running(host, &name));
+        wait_for("podlab's process", || podlab_pid(host, &name).is_some());
+        let pid = podlab_pid(host, &name).unwrap_or_default();
+        std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("kill");
+        let output = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "SIG{signal}: {stderr}");
+        assert!(
+            stderr.contains(&format!("SIG{signal}: stopping and removing {name}")),
+            "{stderr}"
+        );
+        // Gone at once, not only once Podman gets round to it: it held its GPUs.
+        let left = host
+            .command("podman", &["ps", "-a", "--format", "{{.Names}}"])
+            .output();
+        assert!(
+            !left.stdout.lines().any(|line| line == name),
+            "SIG{signal} left {name}: {}",
+            left.stdout
+        );
+    }
+    assert_none_left(host, &project);
+    let _ = fs::remove_dir_all(project);
+}
+
+#[test]
+fn l2_a_hangup_ignored_at_start_as_under_nohup_leaves_the_job_running() {
+    let Some(host) = host() else { return };
+    let _socket = shared_socket();
+    let project = host.user_dir("nohup");
+    let name = "podlab-e2e-nohup";
+    let _ = host.command("podman", &["rm", "-f", name]).output();
+    // `nohup` ignores SIGHUP and execs the command: podlab must leave it ignored.
+    let script = format!(
+        "trap '' HUP; exec {} run --gpus none --image {} --name {name} -- sh -c 'sleep 3; exit 5'",
+        host.podlab.display(),
+        host.image
+    );
+    let child = host.command("sh", &["-c", &script]).cwd(&project).spawn();
+    wait_for("the job to run", || running(host, name));
+    wait_for("podlab's process", || podlab_pid(host, name).is_some());
+    let pid = podlab_pid(host, name).unwrap_or_default();
+    std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill");
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(5),
+        "the job's own exit code: {stderr}"
+    );
+    assert!(!stderr.contains("SIGHUP"), "{stderr}");
+    assert_none_left(host, &project);
+    let _ = fs::remove_dir_all(project);
+}
+
+#[test]
+fn l3_a_dying_service_leaves_the_job_running_and_podlab_follows_it_to_its_exit_code() {
     let Some(host) = host() else { return };
     let _socket = exclusive_socket();
     let project = host.user_dir("socket-dies");
@@ -438,34 +556,34 @@ fn a_socket_that_dies_mid_job_is_a_clear_error_and_leaves_no_container() {
             "--name",
             name,
             "--",
-            "sleep",
-            "60",
+            "sh",
+            "-c",
+            "sleep 8; echo finished >&2; exit 7",
         ])
         .cwd(&project)
         .spawn();
-    let running = || {
-        let args = [
-            "ps",
-            "--filter",
-            "status=running",
-            "--filter",
-            &format!("name={name}"),
-            "--format",
-            "{{.Names}}",
-        ];
-        host.command("podman", &args).output().stdout.contains(name)
-    };
-    wait_for("the job to run", running);
+    wait_for("the job to run", || running(host, name));
     host.stop_user_socket();
+    // The service died; the job did not.
+    assert!(running(host, name), "the job stopped with the service");
     let output = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    // podlab reached Podman again through its own service to remove the job.
+    // podlab reached Podman again through its own service and followed the job.
     let private_pid = host.runtime_dir.join("podlab/service.pid");
     host.start_user_socket();
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("error: lost the podman socket"), "{stderr}");
-    assert!(stderr.contains("hint: "), "{stderr}");
-    assert!(stderr.contains(&format!("removed {name}")), "{stderr}");
+    assert_eq!(output.status.code(), Some(7), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{name} keeps running")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("reattached to {name}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("finished"),
+        "the job's output after the reattach: {stderr}"
+    );
     assert_none_left(host, &project);
     if let Ok(pid) = fs::read_to_string(private_pid) {
         let _ = std::process::Command::new("kill")
@@ -473,6 +591,46 @@ fn a_socket_that_dies_mid_job_is_a_clear_error_and_leaves_no_container() {
             .stderr(std::process::Stdio::null())
             .status();
     }
+    let _ = fs::remove_dir_all(project);
+}
+
+#[test]
+fn run_of_a_missing_command_exits_127_and_of_a_non_executable_one_126() {
+    let Some(host) = host() else { return };
+    let _socket = shared_socket();
+    let project = host.user_dir("no-command");
+    for (command, code, says) in [
+        ("/nonexistent", 127, "was not found"),
+        ("/etc/passwd", 126, "is not executable"),
+    ] {
+        let run = podlab(
+            host,
+            &project,
+            &[
+                "run",
+                "--gpus",
+                "none",
+                "--image",
+                &host.image,
+                "--",
+                command,
+            ],
+        );
+        run.expect_code(code);
+        assert!(
+            run.stderr.contains(says) && run.stderr.contains(command),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("hint: "), "{}", run.stderr);
+        assert!(!run.stderr.contains("run with -v"), "{}", run.stderr);
+        // As podman exec reports it.
+        let podman = host
+            .command("podman", &["run", "--rm", &host.image, command])
+            .output();
+        assert_eq!(podman.code, code, "{}", podman.stderr);
+    }
+    assert_none_left(host, &project);
     let _ = fs::remove_dir_all(project);
 }
 

@@ -417,3 +417,50 @@ fn exec_it_opens_a_shell_in_a_running_session() {
     assert_eq!(state.expect_code(0).stdout.trim(), "running");
     remove_dirs(&[&project, &marks]);
 }
+
+#[test]
+fn l2_sigquit_to_a_shell_stops_and_removes_its_container() {
+    let Some(host) = host() else { return };
+    let _socket = shared_socket();
+    let project = host.user_dir("shell-quit");
+    let marks = marks_dir("shell-quit");
+    let name = format!("podlab-e2e-quit{}", std::process::id());
+    let args = [
+        "shell",
+        "--gpus",
+        "none",
+        "--image",
+        &host.image,
+        "--name",
+        &name,
+    ];
+    let tmux = Tmux::start(
+        "shell-quit",
+        &marks,
+        &pane_command(host, &project, &marks, &args),
+    );
+    tmux.wait_for_prompt();
+    // SIGQUIT to podlab itself (Ctrl-\ would reach the container's TTY as a byte).
+    let pattern = format!("{} shell .*--name {name}$", host.podlab.display());
+    let mut pid = String::new();
+    wait_for("podlab's process", || {
+        pid = Command::new("pgrep")
+            .args(["-u", &host.user, "-f", &pattern])
+            .output()
+            .map(|found| String::from_utf8_lossy(&found.stdout).trim().to_owned())
+            .unwrap_or_default();
+        !pid.is_empty()
+    });
+    Command::new("kill")
+        .args(["-QUIT", &pid])
+        .status()
+        .expect("kill");
+    assert_eq!(exit_status(&marks), 131, "screen:\n{}", tmux.screen());
+    assert_terminal_restored(&marks);
+    assert!(
+        containers(host, &project).is_empty(),
+        "the shell's container is left: {:?}",
+        containers(host, &project)
+    );
+    remove_dirs(&[&project, &marks]);
+}

@@ -128,12 +128,11 @@ async fn generate(args: GenerateArgs, connect: &ConnectOptions) -> Result<u8> {
 fn print_written(written: &[(PathBuf, Written)]) -> Result<u8> {
     let mut out = String::new();
     for (path, outcome) in written {
-        let what = match outcome {
-            Written::Created => "created",
-            Written::Replaced => "replaced",
-            Written::Unchanged => "unchanged",
-        };
-        tracing::info!("{what} {}", path.display());
+        if *outcome == Written::Removed {
+            tracing::warn!("removed {} (not in the new set)", path.display());
+            continue;
+        }
+        tracing::info!("{} {}", outcome.describe(), path.display());
         let _ = writeln!(out, "{}", path.display());
     }
     print_result(&out)?;

@@ -1,6 +1,6 @@
 //! `podlab run [session flags] [--detach] [--keep] [-- CMD...]`: one container per job, the
 //! habit of people who train from scripts. Output streams to our stdout/stderr, the job's exit
-//! code becomes ours, and Ctrl-C stops the job and removes its container unless detached.
+//! code becomes ours, and Ctrl-C, SIGTERM, SIGHUP or SIGQUIT stop and remove it (unless -d).
 
 use super::print_result;
 use super::session_args::{SessionArgs, current_dir};
@@ -39,8 +39,7 @@ pub async fn run(args: Args, connect: &ConnectOptions) -> Result<u8> {
         print_result(&format!("{name}\n"))?;
         return Ok(0);
     }
-    match runner::run_attached(&connected.engine, &session, &plan).await {
-        Ok(code) => Ok(u8::try_from(code & 0xff).unwrap_or(1)),
-        Err(err) => Err(runner::remove_after_lost_socket(err, connect, &plan.name).await),
-    }
+    let reconnect = || async { engine::connect(connect).await.map(|again| again.engine) };
+    let code = runner::run_attached(&connected.engine, &session, &plan, reconnect).await?;
+    Ok(u8::try_from(code & 0xff).unwrap_or(1))
 }

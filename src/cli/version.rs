@@ -73,11 +73,10 @@ fn yes_no(value: bool, feature: Feature) -> String {
 fn render(report: &Report<'_>) -> String {
     let connection = report.connection;
     let caps = &report.capabilities;
+    let idle = engine::autostart::IDLE_EXIT_SECS;
     let started = match connection.started_pid {
-        Some(pid) => format!(
-            "yes (pid {pid}, exits after {} s idle)",
-            engine::autostart::IDLE_EXIT_SECS
-        ),
+        Some(pid) => format!("yes (pid {pid}, exits after {idle} s idle)"),
+        None if connection.autostarted() => format!("yes (exits after {idle} s idle)"),
         None => "no".to_owned(),
     };
     let units: Vec<&str> = caps

@@ -33,8 +33,8 @@ use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HostPathVolumeSource,
     ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SELinuxOptions, SecurityContext, Service, ServicePort, ServiceSpec,
-    Toleration, Volume, VolumeMount, VolumeResourceRequirements,
+    ResourceRequirements, SELinuxOptions, SecretKeySelector, SecurityContext, Service, ServicePort,
+    ServiceSpec, Toleration, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -45,6 +45,7 @@ use sha2::{Digest, Sha256};
 use crate::capabilities::{Capabilities, Feature};
 use crate::cdi::spec::ContainerEdits;
 use crate::emit::jobset::{self, JobSet};
+use crate::emit::kube_escape;
 use crate::emit::podman::{labels, port_text};
 use crate::plan::UserNs;
 use crate::session::{ImageSource, Port, Protocol, Session};
@@ -476,6 +477,46 @@ impl Parts {
     }
 }
 
+/// The session's env secrets: for a cluster, each from the key of the same name in a
+/// Kubernetes Secret named after the Podman secret (which the cluster must hold); `kube play`
+/// reads `secretKeyRef` only from Kubernetes Secrets it stored itself, never from a plain
+/// Podman secret, so there each is left out and named.
+fn secret_env(session: &Session, target: Target, notices: &mut Vec<String>) -> Vec<EnvVar> {
+    match target {
+        Target::Kubernetes => session
+            .secrets
+            .iter()
+            .map(|secret| {
+                notices.push(format!(
+                    "env {} comes from key {} of the Secret {}: create it in the cluster (kubectl create secret generic {} --from-literal={}=VALUE)",
+                    secret.target, secret.target, secret.name, secret.name, secret.target
+                ));
+                EnvVar {
+                    name: secret.target.clone(),
+                    value: None,
+                    value_from: Some(EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector {
+                            name: secret.name.clone(),
+                            key: secret.target.clone(),
+                            optional: None,
+                        }),
+                        ..EnvVarSource::default()
+                    }),
+                }
+            })
+            .collect(),
+        Target::Podman => {
+            notices.extend(session.secrets.iter().map(|secret| {
+                format!(
+                    "env {} (the podman secret {}) left out: kube play reads secrets only from Kubernetes Secrets it stored; set it yourself (podman kube play takes a Secret YAML), or use podlab quadlet generate, which carries it",
+                    secret.target, secret.name
+                )
+            }));
+            Vec::new()
+        }
+    }
+}
+
 fn objects(session: &Session, plan: &KubePlan, notices: &mut Vec<String>) -> Result<Vec<Object>> {
     let labels = object_labels(session, plan);
     let podman = plan.target == Target::Podman;
@@ -512,9 +553,13 @@ fn objects(session: &Session, plan: &KubePlan, notices: &mut Vec<String>) -> Res
     let container = Container {
         name: CONTAINER_NAME.to_owned(),
         image: Some(session.image.reference().to_owned()),
-        args: (!session.command.is_empty()).then(|| session.command.clone()),
+        args: (!session.command.is_empty()).then(|| kube_escape::all_dollars(&session.command)),
         working_dir: Some(session.workdir.clone()),
-        env: container_env(env, multi),
+        env: {
+            let mut vars = container_env(env, multi, plan.target).unwrap_or_default();
+            vars.extend(secret_env(session, plan.target, notices));
+            (!vars.is_empty()).then_some(vars)
+        },
         ports: container_ports(&session.ports, plan.target),
         resources: (!limits.is_empty()).then(|| ResourceRequirements {
             limits: Some(limits),
@@ -632,7 +677,11 @@ fn torchrun_env(plan: &KubePlan) -> BTreeMap<String, String> {
 
 /// The container's env in name order; a multi-node pod's `PET_NODE_RANK` comes from its
 /// completion index (downward API), unless the session sets it.
-fn container_env(env: BTreeMap<String, String>, multi: bool) -> Option<Vec<EnvVar>> {
+fn container_env(
+    env: BTreeMap<String, String>,
+    multi: bool,
+    target: Target,
+) -> Option<Vec<EnvVar>> {
     let rank = (multi && !env.contains_key("PET_NODE_RANK")).then(|| EnvVar {
         name: "PET_NODE_RANK".to_owned(),
         value: None,
@@ -648,7 +697,7 @@ fn container_env(env: BTreeMap<String, String>, multi: bool) -> Option<Vec<EnvVa
         .into_iter()
         .map(|(name, value)| EnvVar {
             name,
-            value: Some(value),
+            value: Some(kube_escape::env_value(&value, target)),
             value_from: None,
         })
         .collect();
@@ -1464,6 +1513,37 @@ mod tests {
     }
 
     #[test]
+    fn w5_env_secrets_are_secret_key_refs_for_a_cluster_and_named_for_kube_play() {
+        let session = Session {
+            secrets: vec![crate::session::EnvSecret {
+                name: "podlab-notebook-nb1".into(),
+                target: "JUPYTER_TOKEN".into(),
+            }],
+            ..session()
+        };
+        let cluster = generate(&session, &plan(Target::Kubernetes, Kind::Pod, Gpus::None)).unwrap();
+        let env = &docs(&cluster)[0]["spec"]["containers"][0]["env"];
+        let entry = env
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|entry| entry["name"] == "JUPYTER_TOKEN")
+            .unwrap();
+        assert_eq!(
+            entry["valueFrom"],
+            serde_json::json!({"secretKeyRef": {"name": "podlab-notebook-nb1", "key": "JUPYTER_TOKEN"}})
+        );
+        let podman = generate(&session, &plan(Target::Podman, Kind::Pod, Gpus::None)).unwrap();
+        assert!(!podman.yaml.contains("JUPYTER_TOKEN"), "{}", podman.yaml);
+        assert!(
+            podman.notices.iter().any(|notice| notice
+                .contains("env JUPYTER_TOKEN (the podman secret podlab-notebook-nb1) left out")),
+            "{:?}",
+            podman.notices
+        );
+    }
+
+    #[test]
     fn podman_flavor_is_gated_on_the_target_version() {
         let mut old = plan(
             Target::Podman,
@@ -1803,6 +1883,7 @@ mod golden {
             user_map: UserMapping::Auto,
             driver_roots: crate::gpu::DriverRoots::default(),
             command: Vec::new(),
+            secrets: Vec::new(),
         }
     }
 

@@ -47,7 +47,8 @@ impl ServicePaths {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Started {
     pub api_version: String,
-    /// The service's pid when this run started it; `None` when an earlier run's service was reused.
+    /// The service's pid: started by this run or reused from an earlier one (`None` when a
+    /// reused service's pid file is gone or names another process).
     pub pid: Option<u32>,
 }
 
@@ -81,7 +82,7 @@ pub async fn ensure_service(paths: &ServicePaths) -> Result<Started> {
         tracing::debug!(socket = %paths.socket.display(), "reusing podlab's private podman service");
         return Ok(Started {
             api_version,
-            pid: None,
+            pid: service_pid(paths),
         });
     }
     let podman = which::which("podman").map_err(|_| {
@@ -163,6 +164,21 @@ pub async fn ensure_service(paths: &ServicePaths) -> Result<Started> {
     }
 }
 
+/// The pid of the private service that podlab started (this run or an earlier one) and that
+/// still serves `paths.socket`: from its pid file, checked against the process's command line
+/// so that a reused pid never counts.
+pub fn service_pid(paths: &ServicePaths) -> Option<u32> {
+    let pid: u32 = fs::read_to_string(&paths.pid).ok()?.trim().parse().ok()?;
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let url = format!("unix://{}", paths.socket.display());
+    let args: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
+    let serves = args
+        .windows(2)
+        .any(|pair| pair == [&b"system"[..], &b"service"[..]])
+        && args.contains(&url.as_bytes());
+    serves.then_some(pid)
+}
+
 /// Puts the service in a session of its own, away from the terminal's signals.
 #[expect(
     unsafe_code,
@@ -215,6 +231,39 @@ fn log_tail(log: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pid_file_counts_only_while_its_process_serves_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = ServicePaths::new(dir.path().to_owned());
+        assert_eq!(service_pid(&paths), None, "no pid file");
+        // A live process that is not the service (this test) does not count.
+        fs::write(&paths.pid, format!("{}\n", std::process::id())).unwrap();
+        assert_eq!(service_pid(&paths), None);
+        let url = format!("unix://{}", paths.socket.display());
+        let mut service = Command::new("sh")
+            .args([
+                "-c",
+                "sleep 30; true",
+                "podman",
+                "system",
+                "service",
+                "--time=60",
+                &url,
+            ])
+            .spawn()
+            .unwrap();
+        // sh keeps its own arguments in its command line.
+        fs::write(&paths.pid, format!("{}\n", service.id())).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while service_pid(&paths).is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(service_pid(&paths), Some(service.id()));
+        service.kill().unwrap();
+        service.wait().unwrap();
+        assert_eq!(service_pid(&paths), None, "a dead service");
+    }
 
     #[test]
     fn log_tail_keeps_the_last_lines() {

@@ -230,21 +230,58 @@ impl Libpod {
                 .await
                 .map_err(|err| self.lost(&err))?
                 .to_bytes();
-            let message = failure_message(&bytes);
-            let hint = if message.to_lowercase().contains("address already in use") {
-                "another process holds that port: pick another with -p HOST:CTR"
-            } else {
-                "run with -v for details"
-            };
-            return Err(
-                Error::env(format!("cannot attach to the container: {message}")).hint(hint),
-            );
+            return Err(start_failure(
+                "cannot attach to the container",
+                &failure_message(&bytes),
+            ));
         }
         let upgraded = hyper::upgrade::on(response)
             .await
             .map_err(|err| self.lost(&err))?;
         Ok(TokioIo::new(upgraded))
     }
+}
+
+/// A container that failed to start (or to attach, which Podman may start it for): a command
+/// that is not there exits 127 and one that cannot be executed 126, as `podman run` and a shell
+/// report them; a port in use says so; anything else is the environment's failure.
+pub fn start_failure(what: &str, message: &str) -> Error {
+    let lower = message.to_lowercase();
+    if lower.contains("attempted to invoke a command that was not found")
+        || lower.contains("executable file not found")
+    {
+        return Error::command(127, format!("{what}: its command was not found: {message}"))
+            .hint("check the command's path and spelling: it must exist in the image (podlab run -- ls -l /usr/bin shows what is there)");
+    }
+    if lower.contains("oci permission denied") {
+        return Error::command(126, format!("{what}: its command is not executable: {message}"))
+            .hint("name an executable file (chmod +x it in the image), or run it through its interpreter: -- sh SCRIPT");
+    }
+    let hint = if lower.contains("address already in use") {
+        "another process holds that port: pick another with -p HOST:CTR"
+    } else {
+        "see the message above; podlab doctor checks the host's setup"
+    };
+    Error::env(format!("{what}: {message}")).hint(hint)
+}
+
+#[cfg(test)]
+#[test]
+fn start_failure_maps_a_missing_command_to_127_and_a_non_executable_one_to_126() {
+    let missing = "runc: runc create failed: unable to start container process: exec: \"/nonexistent\": stat /nonexistent: no such file or directory: OCI runtime attempted to invoke a command that was not found";
+    let err = start_failure("cannot start the container", missing);
+    assert_eq!(err.exit_code(), 127);
+    assert!(err.message().contains("was not found"), "{err}");
+    let denied = "runc: runc create failed: unable to start container process: exec: \"/etc/passwd\": permission denied: OCI permission denied";
+    assert_eq!(start_failure("cannot start", denied).exit_code(), 126);
+    assert_eq!(
+        start_failure(
+            "cannot start",
+            "listen tcp 127.0.0.1:80: address already in use"
+        )
+        .exit_code(),
+        2
+    );
 }
 
 /// Podman's error text: the `message` of its JSON error body, else the body itself.

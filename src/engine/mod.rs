@@ -287,13 +287,15 @@ pub struct Connection {
     pub origin: SocketOrigin,
     /// The libpod API version from `_ping`.
     pub api_version: String,
-    /// Set when this run started podlab's private service: its pid.
+    /// Set when the socket is podlab's private service (started by this run or an earlier
+    /// one): its pid.
     pub started_pid: Option<u32>,
 }
 
 impl Connection {
+    /// Whether the socket is podlab's private service (started by this run or an earlier one).
     pub fn autostarted(&self) -> bool {
-        self.started_pid.is_some()
+        self.started_pid.is_some() || self.origin == SocketOrigin::PodlabService
     }
 }
 
@@ -382,10 +384,10 @@ pub async fn find_socket(options: &ConnectOptions, caller: &CallerEnv) -> Result
     if !options.autostart {
         if let Probe::Alive { api_version } = ping(&paths.socket).await? {
             return Ok(Connection {
+                started_pid: autostart::service_pid(&paths),
                 socket: paths.socket,
                 origin: SocketOrigin::PodlabService,
                 api_version,
-                started_pid: None,
             });
         }
         return Err(Error::env("no podman socket answers and --no-autostart is set")
@@ -435,6 +437,8 @@ pub mod fake {
         pub exit_code: i32,
         /// Makes `start_container` fail with this message.
         pub start_failure: Option<String>,
+        /// Makes `wait_container` fail with this message (a socket lost under a running job).
+        pub wait_failure: Option<String>,
         /// Containers by name, for `inspect_container` and `list_containers`.
         pub containers: BTreeMap<String, ContainerFacts>,
         /// Lines a build or pull reports, in order.
@@ -536,7 +540,10 @@ pub mod fake {
 
         async fn wait_container(&self, id: &str) -> Result<i32> {
             self.record(format!("wait {id}"));
-            Ok(self.exit_code)
+            match &self.wait_failure {
+                Some(message) => Err(Error::env(message.clone())),
+                None => Ok(self.exit_code),
+            }
         }
 
         async fn stop_and_remove(&self, id: &str, timeout_secs: u32) -> Result<()> {

@@ -390,21 +390,10 @@ impl Engine for PodmanApi {
             .await?
         {
             Ok(_) => Ok(()),
-            Err(failure) => {
-                let hint = if failure
-                    .message
-                    .to_lowercase()
-                    .contains("address already in use")
-                {
-                    "another process holds that port: pick another with -p HOST:CTR"
-                } else {
-                    "see the message above; podlab removed the container"
-                };
-                Err(
-                    Error::env(format!("cannot start the container: {}", failure.message))
-                        .hint(hint),
-                )
-            }
+            Err(failure) => Err(super::http::start_failure(
+                "cannot start the container",
+                &failure.message,
+            )),
         }
     }
 

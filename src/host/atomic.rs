@@ -1,7 +1,9 @@
 //! Atomic file writes: a temporary file in the target's directory, flushed to disk, then
 //! renamed over the target. Readers see the old file or the new one, never half of one; a
-//! killed podlab leaves at most a hidden `.podlab-*.tmp` file, which no CDI or quadlet reader
-//! picks up (they read only their own extensions). [`lock`] serialises writers of one place.
+//! killed podlab leaves at most a hidden `.podlab-PID-*.tmp` file, which no CDI or quadlet
+//! reader picks up (they read only their own extensions), and the next write into that
+//! directory removes it once its writer is gone ([`remove_stale_temps`]). [`lock`] serialises
+//! writers of one place.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::Write;
@@ -12,6 +14,49 @@ use std::time::{Duration, Instant};
 use rustix::fs::{FlockOperation, flock};
 
 use crate::{Error, Result};
+
+/// Temporary files of a write are named `{TEMP_PREFIX}{writer's pid}-{random}{TEMP_SUFFIX}`.
+const TEMP_PREFIX: &str = ".podlab-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// How old a temporary file must be to count as stale even while a process of its writer's
+/// pid lives (the pid may have been reused; a write takes milliseconds).
+const STALE_AFTER: Duration = Duration::from_secs(600);
+
+/// Removes the temporary files that killed podlab writes left in `dir`: podlab's own names
+/// only, and only once their writer's pid is gone or they are older than [`STALE_AFTER`].
+/// A file it may not remove (another user's, in `/etc/cdi`) is left for its owner.
+pub fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(std::result::Result::ok) {
+        let name = entry.file_name();
+        let Some(middle) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(TEMP_PREFIX))
+            .and_then(|name| name.strip_suffix(TEMP_SUFFIX))
+        else {
+            continue;
+        };
+        let writer_gone = middle
+            .split_once('-')
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+        let old = entry
+            .metadata()
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if (writer_gone || old) && entry.file_type().is_ok_and(|kind| kind.is_file()) {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => tracing::debug!("removed the stale {}", entry.path().display()),
+                Err(err) => tracing::debug!("left {}: {err}", entry.path().display()),
+            }
+        }
+    }
+}
 
 /// Writes `contents` to `path` atomically with permission bits `mode`.
 pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
@@ -25,9 +70,10 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
             dir.display()
         ))
     };
+    remove_stale_temps(dir);
     let mut file = tempfile::Builder::new()
-        .prefix(".podlab-")
-        .suffix(".tmp")
+        .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
+        .suffix(TEMP_SUFFIX)
         .tempfile_in(dir)
         .map_err(|err| fail(&err))?;
     file.write_all(contents).map_err(|err| fail(&err))?;
@@ -98,6 +144,31 @@ mod tests {
             .unwrap();
         assert!(err.to_string().contains("cannot write"), "{err}");
         assert!(err.hint_text().is_some());
+    }
+
+    #[test]
+    fn l6_stale_temp_files_of_dead_writers_are_removed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // A pid that no process has: above the kernel's pid_max.
+        let dead = dir.path().join(".podlab-4194305-abc123.tmp");
+        let live = dir
+            .path()
+            .join(format!(".podlab-{}-def456.tmp", std::process::id()));
+        let theirs = dir.path().join(".other-1-x.tmp");
+        let unit = dir.path().join("kk.container");
+        for path in [&dead, &live, &theirs, &unit] {
+            fs::write(path, "x").unwrap();
+        }
+        write_file(&dir.path().join("spec.yaml"), b"new", 0o644).unwrap();
+        assert!(!dead.exists(), "a dead writer's temp file stays");
+        assert!(live.exists(), "a live writer's temp file was removed");
+        assert!(theirs.exists() && unit.exists());
+        // The write's own temp file carries its pid, and is gone once renamed.
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left.len(), 4, "{left:?}");
     }
 
     #[tokio::test]

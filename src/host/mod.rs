@@ -8,6 +8,7 @@
 //! its folder names, with these helpers out of the way.
 
 pub mod atomic;
+pub mod signals;
 pub mod terminal;
 pub mod xdg;
 pub mod yaml;

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::emit::podman::labels;
 use crate::engine::frames::demultiplex;
 use crate::engine::{ContainerFacts, ContainerSummary, Engine, Inspectable};
+use crate::host::signals::StopSignals;
 use crate::session::{Session, inspected};
 use crate::{Error, Result};
 
@@ -249,6 +250,9 @@ pub fn require_running(session: &ContainerFacts) -> Result<()> {
 }
 
 /// Runs `command` in the running session, its output on `stdout` and `stderr`; its exit code.
+/// When podlab is told to stop (`SIGINT`, `SIGTERM`, `SIGHUP`, `SIGQUIT`) it returns 128 + the
+/// signal's number: Podman offers no way to signal an exec'd command without a TTY (as with
+/// `podman exec`), so the warning says it may still run and how to end it.
 pub async fn exec<E, O, W>(
     engine: &E,
     session: &ContainerFacts,
@@ -262,11 +266,26 @@ where
     W: AsyncWrite + Unpin,
 {
     require_running(session)?;
+    let mut signals = StopSignals::install()?;
     let exec_id = engine.exec_create(&session.id, command, false).await?;
-    let mut stream = engine.exec_start(&exec_id, false).await?;
-    demultiplex(&mut stream, stdout, stderr).await?;
-    let _ = stdout.flush().await;
-    engine.exec_exit_code(&exec_id).await
+    let ran = async {
+        let mut stream = engine.exec_start(&exec_id, false).await?;
+        demultiplex(&mut stream, stdout, stderr).await?;
+        let _ = stdout.flush().await;
+        engine.exec_exit_code(&exec_id).await
+    };
+    tokio::select! {
+        code = ran => code,
+        interrupt = signals.next() => {
+            tracing::warn!(
+                "{}: the command may still run in {}; it ends with the session (podlab stop {})",
+                interrupt.signal,
+                session.name,
+                session.name
+            );
+            Ok(interrupt.code)
+        }
+    }
 }
 
 /// Removes the session; a running one only with `force`.

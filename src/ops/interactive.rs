@@ -10,8 +10,8 @@
 //! our size, then again once running and on every `SIGWINCH`. The container's exit code
 //! becomes ours. Every way out restores the terminal (a guard) and leaves no container
 //! behind: on an error, or when podlab itself is told to stop (`SIGHUP` from a closed
-//! terminal, `SIGTERM`, a `SIGINT` sent with kill, since raw mode makes Ctrl-C a byte), the
-//! container is stopped and removed.
+//! terminal, `SIGTERM`, `SIGQUIT`, a `SIGINT` sent with kill, since raw mode makes Ctrl-C a
+//! byte), the container is stopped and removed.
 //!
 //! Our stdin is read on a plain thread rather than with `tokio::io::stdin`: tokio's reader
 //! blocks runtime shutdown until its pending `read` returns, which on a terminal means until
@@ -23,11 +23,12 @@ use std::pin::pin;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::emit::podman::create_body;
 use crate::engine::{Engine, Stdio};
+use crate::host::signals::{self, Interrupt, StopSignals};
 use crate::host::terminal::{self, RawMode, Size};
 use crate::plan::ContainerPlan;
 use crate::session::Session;
@@ -204,13 +205,6 @@ enum Ended {
     Exited(i32),
     /// podlab was told to stop, and stopped and removed the container.
     Stopped(Interrupt),
-}
-
-/// podlab was told to stop: by which signal, and the exit code that reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Interrupt {
-    signal: &'static str,
-    code: i32,
 }
 
 /// Creates the container, converses until it exits or `stop` resolves, and cleans up.
@@ -457,24 +451,17 @@ fn read_stdin() -> Result<mpsc::Receiver<Vec<u8>>> {
     Ok(rx)
 }
 
-/// The signals an interactive session handles.
+/// The signals an interactive session handles: window changes, and those that stop it.
 struct Signals {
     window_change: Signal,
-    hangup: Signal,
-    terminate: Signal,
-    interrupt: Signal,
+    stop: StopSignals,
 }
 
 impl Signals {
     fn install() -> Result<Self> {
-        let install = |kind: SignalKind| {
-            signal(kind).map_err(|err| Error::env(format!("cannot handle signals: {err}")))
-        };
         Ok(Self {
-            window_change: install(SignalKind::window_change())?,
-            hangup: install(SignalKind::hangup())?,
-            terminate: install(SignalKind::terminate())?,
-            interrupt: install(SignalKind::interrupt())?,
+            window_change: signals::catch(SignalKind::window_change())?,
+            stop: StopSignals::install()?,
         })
     }
 
@@ -488,10 +475,7 @@ impl Signals {
                         let _ = resizes.send(size);
                     }
                 }
-                Some(()) = self.hangup.recv() => return Interrupt { signal: "SIGHUP", code: 129 },
-                Some(()) = self.terminate.recv() => return Interrupt { signal: "SIGTERM", code: 143 },
-                Some(()) = self.interrupt.recv() => return Interrupt { signal: "SIGINT", code: 130 },
-                else => return std::future::pending().await,
+                interrupt = self.stop.next() => return interrupt,
             }
         }
     }

@@ -1,14 +1,20 @@
 //! Running a session's container to completion over the socket: plan it on this host, create
-//! it, attach before start (so no output is lost), start, stream output while waiting, and
-//! clean up on every path (a failed start, Ctrl-C, a lost socket) so no container is left
-//! behind.
+//! it, attach before start (so no output is lost), start, stream output while waiting. A job
+//! that could not start is removed, as is one podlab is told to stop (Ctrl-C, `SIGTERM`,
+//! `SIGHUP`, `SIGQUIT`); a job that runs is never removed because the socket went away: podlab
+//! follows it again through a socket that answers, or leaves it running and says how to
+//! follow it.
+
+use std::future::Future;
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
 use crate::capabilities::Capabilities;
 use crate::emit::podman::create_body;
 use crate::engine::frames::demultiplex;
-use crate::engine::{ConnectOptions, Engine};
+use crate::engine::{ConnectOptions, Engine, Stdio};
+use crate::host::signals::{Interrupt, StopSignals};
 pub use crate::plan::Mode;
 use crate::plan::{self, ContainerPlan, UserNs};
 use crate::session::{ImageSource, Session};
@@ -88,52 +94,184 @@ pub async fn start_detached<E: Engine>(
     Ok(plan.name.clone())
 }
 
-/// Runs the container with its output on our stdout/stderr; returns its exit code (130 when
-/// interrupted, after stopping and removing it).
-pub async fn run_attached<E: Engine>(
+/// How long podlab tries to reach Podman again after the socket died under a running job
+/// (a socket-activated service comes back at the next connection; podlab's own is restarted
+/// at once) before it leaves the job running and says how to follow it.
+const RECONNECT_WINDOW: Duration = Duration::from_secs(30);
+
+/// How long an interrupted job gets between its stop signal and SIGKILL. Its init (when it
+/// has one) passes SIGTERM on to the command; a plain shell as PID 1 ignores it, so this is
+/// at most what that costs before the removal.
+const STOP_TIMEOUT_SECS: u32 = 5;
+
+/// Runs the container with its output on our stdout/stderr; returns its exit code, or 128 +
+/// the signal's number when podlab was told to stop (`SIGINT`, `SIGTERM`, `SIGHUP`,
+/// `SIGQUIT`: the job is stopped and removed first).
+///
+/// A failure before the job runs (a failed start, a port in use) removes the container. Once
+/// it runs, a lost connection never removes it: `reconnect` reaches Podman again (the user's
+/// socket when it is back, else podlab's own service) and the run follows the same container
+/// to its exit code; when no Podman answers within [`RECONNECT_WINDOW`], the job is left
+/// running and the error says how to follow it.
+pub async fn run_attached<E, R, F>(
     engine: &E,
     session: &Session,
     plan: &ContainerPlan,
-) -> Result<i32> {
+    reconnect: impl Fn() -> F,
+) -> Result<i32>
+where
+    E: Engine,
+    R: Engine,
+    F: Future<Output = Result<R>>,
+{
+    let mut signals = StopSignals::install()?;
     let body = create_body(session, plan);
     tracing::debug!(body = %body, "creating the container");
     let id = engine.create_container(&body).await?;
-    let job = async {
-        let mut stream = engine.attach(&id, false).await?;
+    let started = async {
+        let stream = engine.attach(&id, false).await?;
         engine.start_container(&id).await?;
-        let pump = async {
-            let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
-            let result = demultiplex(&mut stream, &mut stdout, &mut stderr).await;
-            let _ = stdout.flush().await;
-            result
-        };
-        let (pumped, code) = tokio::join!(pump, engine.wait_container(&id));
-        pumped?;
-        code
+        Ok::<_, Error>(stream)
     };
-    let outcome = tokio::select! {
-        outcome = job => outcome,
-        _ = tokio::signal::ctrl_c() => {
-            tracing::warn!("interrupted: stopping {}", plan.name);
-            engine.stop_and_remove(&id, 5).await?;
-            return Ok(130);
-        }
+    let stream = tokio::select! {
+        started = started => match started {
+            Ok(stream) => stream,
+            Err(err) => {
+                // A failed start (a port in use, a missing command): leave no container behind.
+                let _ = engine.stop_and_remove(&id, 0).await;
+                return Err(err);
+            }
+        },
+        interrupt = signals.next() => return stop(engine, &id, &plan.name, interrupt).await,
     };
-    if outcome.is_err() {
-        // A failed start (a port in use) or a lost stream: leave no container behind.
-        let _ = engine.stop_and_remove(&id, 0).await;
-    }
-    outcome
+    let lost = tokio::select! {
+        outcome = follow(engine, &id, stream) => match outcome {
+            Ok(code) => return Ok(code),
+            Err(err) => err,
+        },
+        interrupt = signals.next() => return stop(engine, &id, &plan.name, interrupt).await,
+    };
+    follow_after_loss(&plan.name, lost, &mut signals, reconnect, RECONNECT_WINDOW).await
 }
 
-/// After the socket died under a running session, reaches Podman again (a restarted socket, or
-/// podlab's own service) and removes the container, so none is left behind; then returns `err`.
+/// Streams the running job's output until it exits; its exit code.
+async fn follow<E: Engine>(engine: &E, id: &str, mut stream: Stdio) -> Result<i32> {
+    let pump = async {
+        let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
+        let result = demultiplex(&mut stream, &mut stdout, &mut stderr).await;
+        let _ = stdout.flush().await;
+        result
+    };
+    let (pumped, code) = tokio::join!(pump, engine.wait_container(id));
+    let code = code?;
+    if let Err(err) = pumped {
+        tracing::debug!("after the exit: {err}");
+    }
+    Ok(code)
+}
+
+/// Stops and removes the job podlab was told to stop; the exit code that reports the signal.
+async fn stop<E: Engine>(engine: &E, id: &str, name: &str, interrupt: Interrupt) -> Result<i32> {
+    tracing::warn!("{}: stopping and removing {name}", interrupt.signal);
+    // A hangup comes from a closed terminal, whose `runuser` or `su` kills podlab 2 s later:
+    // the removal must be done by then.
+    let timeout = if interrupt == Interrupt::HUP {
+        0
+    } else {
+        STOP_TIMEOUT_SECS
+    };
+    engine.stop_and_remove(id, timeout).await?;
+    Ok(interrupt.code)
+}
+
+/// The connection to a running job was lost (`lost`): reaches Podman again (trying for
+/// `window`) and follows the job to its exit, as often as the connection is lost, never
+/// removing a job that runs.
+async fn follow_after_loss<R, F>(
+    name: &str,
+    mut lost: Error,
+    signals: &mut StopSignals,
+    reconnect: impl Fn() -> F,
+    window: Duration,
+) -> Result<i32>
+where
+    R: Engine,
+    F: Future<Output = Result<R>>,
+{
+    loop {
+        tracing::warn!(
+            "{}: {name} keeps running; reaching podman again to follow it",
+            lost.message()
+        );
+        let engine = tokio::select! {
+            engine = reach(&reconnect, window) => engine,
+            interrupt = signals.next() => {
+                tracing::warn!("{}: {name} may still run: stop it with podlab stop {name}", interrupt.signal);
+                return Ok(interrupt.code);
+            }
+        };
+        let Some(engine) = engine else {
+            return Err(Error::env(format!(
+                "lost the podman socket under the job {name}, and no podman service answered within {} s; the job keeps running",
+                window.as_secs()
+            ))
+            .hint(format!(
+                "follow it with podlab logs -f {name} once a podman socket answers (podlab stop {name} stops it)"
+            )));
+        };
+        let Some(facts) = engine.inspect_container(name).await? else {
+            return Err(Error::env(format!(
+                "the job {name} ended while the podman socket was down, and podman removed it: its exit code is lost"
+            ))
+            .hint("run it with --keep to keep an ended job for podlab logs"));
+        };
+        if !facts.running {
+            tracing::warn!("{name} exited while the socket was down");
+            let _ = engine.remove_container(&facts.id, false).await;
+            return Ok(facts.exit_code);
+        }
+        let attached = async {
+            let stream = engine.attach(&facts.id, false).await?;
+            tracing::warn!("reattached to {name}");
+            follow(&engine, &facts.id, stream).await
+        };
+        lost = tokio::select! {
+            outcome = attached => match outcome {
+                Ok(code) => return Ok(code),
+                Err(err) => err,
+            },
+            interrupt = signals.next() => return stop(&engine, &facts.id, name, interrupt).await,
+        };
+    }
+}
+
+/// An engine that answers, tried once a second for `window`; `None` when none did.
+async fn reach<R, F>(reconnect: &impl Fn() -> F, window: Duration) -> Option<R>
+where
+    R: Engine,
+    F: Future<Output = Result<R>>,
+{
+    let deadline = tokio::time::Instant::now() + window;
+    loop {
+        match reconnect().await {
+            Ok(engine) => return Some(engine),
+            Err(err) => tracing::debug!("reconnecting: {err}"),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// After the socket died under an interactive session (whose terminal cannot be given back),
+/// reaches Podman again (a restarted socket, or podlab's own service) and removes the
+/// container, so none is left behind; then returns `err`.
 pub async fn remove_after_lost_socket(err: Error, connect: &ConnectOptions, name: &str) -> Error {
     if !err.message().starts_with("lost the") {
         return err;
     }
     if let Ok(connected) = crate::engine::connect(connect).await {
-        use crate::engine::Engine as _;
         match connected.engine.stop_and_remove(name, 0).await {
             Ok(()) => tracing::warn!(
                 "removed {name} through {}",
@@ -180,6 +318,11 @@ mod tests {
         }
     }
 
+    /// A reconnect that never reaches Podman.
+    async fn unreachable() -> Result<FakeEngine> {
+        Err(Error::env("no podman answers"))
+    }
+
     const MODE: Mode = Mode {
         kind: "run",
         tty: false,
@@ -201,7 +344,12 @@ mod tests {
                 gid: 1000
             }
         );
-        assert_eq!(run_attached(&engine, &session(), &plan).await.unwrap(), 3);
+        assert_eq!(
+            run_attached(&engine, &session(), &plan, unreachable)
+                .await
+                .unwrap(),
+            3
+        );
         assert_eq!(
             engine.calls(),
             [
@@ -259,7 +407,9 @@ mod tests {
                 .calls()
                 .contains(&format!("link localhost/img:{}", plan::COMPAT_LIBCUDA))
         );
-        run_attached(&engine, &session, &probed).await.unwrap();
+        run_attached(&engine, &session, &probed, unreachable)
+            .await
+            .unwrap();
         let body = engine.bodies.lock().unwrap()[0].clone();
         assert_eq!(body["env"]["LD_LIBRARY_PATH"], plan::COMPAT_DIR);
         assert_eq!(body["env"]["A"], "1");
@@ -275,7 +425,11 @@ mod tests {
         let plan = plan_container(&engine, &caps, &session(), MODE)
             .await
             .unwrap();
-        assert!(run_attached(&engine, &session(), &plan).await.is_err());
+        assert!(
+            run_attached(&engine, &session(), &plan, unreachable)
+                .await
+                .is_err()
+        );
         assert_eq!(
             engine.calls().last().map(String::as_str),
             Some("remove c0ffee timeout=0")
@@ -293,6 +447,119 @@ mod tests {
         assert_eq!(err.exit_code(), 1);
         assert!(
             err.to_string().contains("podlab pull localhost/img"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn l3_a_socket_lost_under_a_running_job_reattaches_and_never_removes_it() {
+        let lost = FakeEngine {
+            wait_failure: Some("lost the podman socket /run/x.sock: connection reset".into()),
+            ..engine()
+        };
+        let caps = Capabilities::for_version(crate::capabilities::PodmanVersion::new(5, 4, 2));
+        let plan = plan_container(&lost, &caps, &session(), MODE)
+            .await
+            .unwrap();
+        let running = crate::engine::ContainerFacts {
+            name: "demo-run-1".into(),
+            id: "c0ffee".into(),
+            state: "running".into(),
+            running: true,
+            exit_code: 0,
+            tty: false,
+            labels: BTreeMap::new(),
+            health: None,
+        };
+        let again = FakeEngine {
+            exit_code: 7,
+            containers: BTreeMap::from([("demo-run-1".to_owned(), running)]),
+            ..FakeEngine::default()
+        };
+        let reconnect = || {
+            let again = again.clone();
+            async move { Ok(again) }
+        };
+        let code = run_attached(&lost, &session(), &plan, reconnect)
+            .await
+            .unwrap();
+        assert_eq!(
+            code, 7,
+            "the job's own exit code, through the new connection"
+        );
+        assert!(
+            !lost.calls().iter().any(|call| call.starts_with("remove")),
+            "{:?}",
+            lost.calls()
+        );
+        assert_eq!(
+            again.calls(),
+            [
+                "inspect-container demo-run-1",
+                "attach c0ffee stdin=false",
+                "wait c0ffee"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn l3_a_job_that_ended_while_the_socket_was_down_reports_its_exit_code() {
+        let lost = FakeEngine {
+            wait_failure: Some("lost the podman socket /run/x.sock: connection reset".into()),
+            ..engine()
+        };
+        let caps = Capabilities::for_version(crate::capabilities::PodmanVersion::new(5, 4, 2));
+        let plan = plan_container(&lost, &caps, &session(), MODE)
+            .await
+            .unwrap();
+        let exited = crate::engine::ContainerFacts {
+            name: "demo-run-1".into(),
+            id: "c0ffee".into(),
+            state: "exited".into(),
+            running: false,
+            exit_code: 4,
+            tty: false,
+            labels: BTreeMap::new(),
+            health: None,
+        };
+        let again = FakeEngine {
+            containers: BTreeMap::from([("demo-run-1".to_owned(), exited)]),
+            ..FakeEngine::default()
+        };
+        let reconnect = || {
+            let again = again.clone();
+            async move { Ok(again) }
+        };
+        assert_eq!(
+            run_attached(&lost, &session(), &plan, reconnect)
+                .await
+                .unwrap(),
+            4
+        );
+        assert_eq!(
+            again.calls(),
+            ["inspect-container demo-run-1", "rm c0ffee force=false"]
+        );
+    }
+
+    #[tokio::test]
+    async fn l3_when_no_podman_answers_the_job_is_left_running_with_the_way_to_follow_it() {
+        let mut signals = StopSignals::install().unwrap();
+        let lost = Error::env("lost the podman socket /run/x.sock: connection reset");
+        let err = follow_after_loss(
+            "demo-run-1",
+            lost,
+            &mut signals,
+            unreachable,
+            Duration::from_millis(10),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.message().contains("the job keeps running"), "{err}");
+        assert!(
+            err.hint_text()
+                .is_some_and(|hint| hint.contains("podlab logs -f demo-run-1")),
             "{err}"
         );
     }

@@ -137,20 +137,67 @@ pub enum Written {
     Created,
     Replaced,
     Unchanged,
+    /// A file of the set installed before under this name that the new set has no use for
+    /// (a re-install under another `--kind`).
+    Removed,
 }
 
-/// Writes `files` (file name, text) into `dir`, all or none: every target is checked first.
-pub async fn install(
+impl Written {
+    /// What became of the file, in a word or two.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Replaced => "replaced",
+            Self::Unchanged => "unchanged",
+            Self::Removed => "removed (not in the new set)",
+        }
+    }
+}
+
+/// One change to the unit directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Write { path: PathBuf, text: String },
+    Remove { path: PathBuf },
+}
+
+/// Whether quadlet reads `file` as a unit that names other files of its set (a `.container`
+/// names its `.pod`, `.build` or `.image`; a `.kube` its YAML). Such a unit must never be
+/// there without them.
+fn refers_to_others(file: &Path) -> bool {
+    matches!(
+        file.extension().and_then(|ext| ext.to_str()),
+        Some("container" | "kube")
+    )
+}
+
+/// The files of the set installed as `name` in `dir`: every unit type, the YAML, and the plain
+/// `.service` written where Podman has no quadlet.
+fn installed_set(dir: &Path, name: &str) -> Vec<PathBuf> {
+    UnitType::ALL
+        .iter()
+        .map(|unit| unit.extension())
+        .chain(["yaml", "service"])
+        .map(|extension| dir.join(format!("{name}.{extension}")))
+        .filter(|path| path.is_file())
+        .collect()
+}
+
+/// The changes that turn the set installed under the name of `files`' first file into
+/// `files` (file name, text), with what becomes of each file; fails, before any change, on a
+/// file podlab did not write or (without `force`) one edited since.
+///
+/// The order keeps every state in between one the generator can read (quadlet fails a unit
+/// whose `Pod=`, `Image=` or `Yaml=` file is missing, and two units of one name fight over
+/// one service): first the old units that refer to others and have no place in the new set
+/// go, then the new referenced files are written, then the new referring units, and last the
+/// old referenced files nothing refers to any more go. Each write is atomic.
+pub fn plan_install(
     dir: &Path,
     files: &[(String, String)],
     force: bool,
-) -> Result<Vec<(PathBuf, Written)>> {
-    fs::create_dir_all(dir).map_err(|err| {
-        Error::env(format!("cannot create {}: {err}", dir.display()))
-            .hint("check that your config directory is writable")
-    })?;
-    let _lock = atomic::lock(dir, std::time::Duration::from_secs(10)).await?;
-    let mut plan = Vec::new();
+) -> Result<Vec<(Step, Written)>> {
+    let mut writes = Vec::new();
     for (file, text) in files {
         let path = dir.join(file);
         let outcome = match fs::read_to_string(&path) {
@@ -167,15 +214,84 @@ pub async fn install(
                 }
             }
         };
-        plan.push((path, text, outcome));
+        writes.push((path, text.clone(), outcome));
     }
-    let mut done = Vec::new();
-    for (path, text, outcome) in plan {
-        if outcome != Written::Unchanged {
-            atomic::write_file(&path, text.as_bytes(), 0o644)?;
+    let name = files
+        .first()
+        .and_then(|(file, _)| Path::new(file).file_stem())
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut stale = Vec::new();
+    for path in installed_set(dir, &name) {
+        if writes.iter().any(|(new, _, _)| *new == path) {
+            continue;
         }
+        let text = fs::read_to_string(&path)
+            .map_err(|err| Error::env(format!("cannot read {}: {err}", path.display())))?;
+        ours(&path, &text, force).map_err(|err| {
+            let hint = err.hint_text().unwrap_or_default().to_owned();
+            Error::user(format!(
+                "{} (it belongs to the unit {name} that this install replaces)",
+                err.message()
+            ))
+            .hint(hint)
+        })?;
+        stale.push(path);
+    }
+    let mut steps = Vec::new();
+    let (stale_referring, stale_referenced): (Vec<PathBuf>, Vec<PathBuf>) =
+        stale.into_iter().partition(|path| refers_to_others(path));
+    let remove = |path: PathBuf| (Step::Remove { path }, Written::Removed);
+    steps.extend(stale_referring.into_iter().map(remove));
+    let (referring, referenced): (Vec<_>, Vec<_>) = writes
+        .into_iter()
+        .partition(|(path, _, _)| refers_to_others(path));
+    for (path, text, outcome) in referenced.into_iter().chain(referring) {
+        steps.push((Step::Write { path, text }, outcome));
+    }
+    steps.extend(stale_referenced.into_iter().map(remove));
+    Ok(steps)
+}
+
+/// Makes one change (an unchanged file is left alone).
+pub fn apply(step: &Step, outcome: Written) -> Result<()> {
+    match step {
+        Step::Write { .. } if outcome == Written::Unchanged => Ok(()),
+        Step::Write { path, text } => atomic::write_file(path, text.as_bytes(), 0o644),
+        Step::Remove { path } => fs::remove_file(path)
+            .map_err(|err| Error::env(format!("cannot remove {}: {err}", path.display()))),
+    }
+}
+
+/// Installs `files` (file name, text) into `dir` as one set: it replaces the whole set that
+/// podlab installed under the same name (another `--kind` leaves nothing behind), checks
+/// every file first, and orders the changes so the generator never sees half a set (see
+/// [`plan_install`]).
+pub async fn install(
+    dir: &Path,
+    files: &[(String, String)],
+    force: bool,
+) -> Result<Vec<(PathBuf, Written)>> {
+    fs::create_dir_all(dir).map_err(|err| {
+        Error::env(format!("cannot create {}: {err}", dir.display()))
+            .hint("check that your config directory is writable")
+    })?;
+    let _lock = atomic::lock(dir, std::time::Duration::from_secs(10)).await?;
+    let steps = plan_install(dir, files, force)?;
+    let mut done = Vec::new();
+    for (step, outcome) in steps {
+        apply(&step, outcome)?;
+        let (Step::Write { path, .. } | Step::Remove { path }) = step;
         done.push((path, outcome));
     }
+    // Reported in the set's own order (the main unit first), then what was removed.
+    let position = |path: &PathBuf| {
+        files
+            .iter()
+            .position(|(file, _)| dir.join(file) == *path)
+            .unwrap_or(files.len())
+    };
+    done.sort_by_key(|(path, _)| position(path));
     Ok(done)
 }
 
@@ -229,13 +345,7 @@ fn check_removable(candidates: &[PathBuf], force: bool) -> Result<()> {
 fn candidates(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
     crate::session::values::check_name(name)?;
     // The units of one session share its name, as does the YAML its `.kube` unit plays.
-    let candidates: Vec<PathBuf> = UnitType::ALL
-        .iter()
-        .map(|unit| unit.extension())
-        .chain(["yaml", "service"])
-        .map(|extension| dir.join(format!("{name}.{extension}")))
-        .filter(|path| path.is_file())
-        .collect();
+    let candidates = installed_set(dir, name);
     if candidates.is_empty() {
         let known = installed(dir);
         return Err(
@@ -346,13 +456,21 @@ pub async fn check_container_free<E: crate::engine::Engine>(
     .hint(format!("pick another --name, or remove that container first: {remove}")))
 }
 
-/// The names of the units podlab wrote in `dir`.
+/// The names of the units podlab wrote in `dir`: unit files only, never a temporary file
+/// of a write (`.podlab-*.tmp`) or a lock.
 fn installed(dir: &Path) -> Vec<String> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut names: Vec<String> = entries
         .filter_map(std::result::Result::ok)
+        .filter(|entry| {
+            let path = entry.path();
+            let extension = path.extension().and_then(|ext| ext.to_str());
+            UnitType::ALL
+                .iter()
+                .any(|unit| Some(unit.extension()) == extension)
+        })
         .filter(|entry| {
             fs::read_to_string(entry.path()).is_ok_and(|text| origin(&text) != Origin::Foreign)
         })
@@ -485,6 +603,7 @@ mod tests {
     use super::*;
     use crate::capabilities::PodmanVersion;
     use crate::emit::quadlet::unit::{Body, Container, Install, Service, Unit};
+    use std::process::Command;
 
     fn text(image: &str) -> String {
         Unit {
@@ -697,5 +816,167 @@ mod tests {
             .unwrap();
         let err = check_ports(&[port]).unwrap_err().to_string();
         assert!(err.contains("is in use on this host"), "{err}");
+    }
+
+    const QUADLET: &str = "/usr/libexec/podman/quadlet";
+
+    /// A golden unit set from `quadlets/` (files of stem `stem`), renamed to `kk` and given
+    /// a fresh header, the main unit first.
+    fn golden_set(stem: &str, files: &[&str]) -> Vec<(String, String)> {
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("quadlets");
+        files
+            .iter()
+            .map(|file| {
+                let text = fs::read_to_string(golden.join(file)).unwrap();
+                let body: String = text
+                    .split_inclusive('\n')
+                    .skip_while(|line| line.starts_with('#'))
+                    .collect();
+                let body = body
+                    .replace(&format!("{stem}.podman.yaml"), "kk.yaml")
+                    .replace(stem, "kk");
+                let extension = Path::new(file).extension().unwrap().to_str().unwrap();
+                (
+                    format!("kk.{extension}"),
+                    crate::emit::quadlet::unit::with_header(&body),
+                )
+            })
+            .collect()
+    }
+
+    fn sets() -> Vec<(&'static str, Vec<(String, String)>)> {
+        vec![
+            (
+                "container",
+                golden_set("dev-session", &["dev-session.container"]),
+            ),
+            (
+                "pod",
+                golden_set("dev-pod", &["dev-pod.container", "dev-pod.pod"]),
+            ),
+            (
+                "kube",
+                golden_set(
+                    "dev-session",
+                    &["dev-session.kube", "dev-session.podman.yaml"],
+                ),
+            ),
+            (
+                "build",
+                golden_set(
+                    "train-build",
+                    &["train-build.container", "train-build.build"],
+                ),
+            ),
+        ]
+    }
+
+    /// Why the generator cannot read `dir` as it is, if it cannot: quadlet fails it, two
+    /// units make one service, or a `.kube` unit's YAML is missing.
+    fn unreadable(dir: &Path) -> Option<String> {
+        let output = Command::new(QUADLET)
+            .args(["-dryrun", "-user", "-no-kmsg-log"])
+            .env("QUADLET_UNIT_DIRS", dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            return Some(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        let mut services: Vec<&str> = stdout.lines().filter(|l| l.starts_with("---")).collect();
+        let all = services.len();
+        services.sort_unstable();
+        services.dedup();
+        if services.len() != all {
+            return Some(format!("two units make one service: {stdout}"));
+        }
+        for entry in fs::read_dir(dir).unwrap() {
+            let text = fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+            for yaml in text.lines().filter_map(|line| line.strip_prefix("Yaml=")) {
+                if !dir.join(yaml).is_file() {
+                    return Some(format!("Yaml={yaml} is missing"));
+                }
+            }
+        }
+        None
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut files: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| !name.starts_with('.'))
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[tokio::test]
+    async fn l6_every_state_between_two_sets_passes_quadlet_dryrun() {
+        if !Path::new(QUADLET).exists() {
+            assert!(
+                std::env::var("PODLAB_E2E").as_deref() != Ok("1"),
+                "PODLAB_E2E=1 but {QUADLET} is missing"
+            );
+            eprintln!("skipping: {QUADLET} is missing");
+            return;
+        }
+        for (from, old) in sets() {
+            for (to, new) in sets() {
+                let dir = tempfile::tempdir().unwrap();
+                install(dir.path(), &old, false).await.unwrap();
+                assert_eq!(unreadable(dir.path()), None, "{from} alone");
+                let steps = plan_install(dir.path(), &new, false).unwrap();
+                for (step, outcome) in &steps {
+                    apply(step, *outcome).unwrap();
+                    if let Some(why) = unreadable(dir.path()) {
+                        panic!("{from} -> {to}, after {step:?}: {why}");
+                    }
+                }
+                let mut expected: Vec<String> = new.iter().map(|(file, _)| file.clone()).collect();
+                expected.sort();
+                assert_eq!(listing(dir.path()), expected, "{from} -> {to}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn w1_reinstalling_under_another_kind_replaces_the_whole_set() {
+        let sets = sets();
+        let (kube, container) = (&sets[2].1, &sets[0].1);
+        let dir = tempfile::tempdir().unwrap();
+        install(dir.path(), kube, false).await.unwrap();
+        assert_eq!(listing(dir.path()), ["kk.kube", "kk.yaml"]);
+        let written = install(dir.path(), container, false).await.unwrap();
+        assert_eq!(listing(dir.path()), ["kk.container"]);
+        assert!(written.contains(&(dir.path().join("kk.kube"), Written::Removed)));
+        assert!(written.contains(&(dir.path().join("kk.yaml"), Written::Removed)));
+
+        // A file of that name that podlab did not write is never touched: nothing changes.
+        fs::write(dir.path().join("kk.kube"), "[Kube]\nYaml=mine.yaml\n").unwrap();
+        let err = install(dir.path(), &sets[1].1, true).await.unwrap_err();
+        assert!(err.message().contains("was not written by podlab"), "{err}");
+        assert_eq!(listing(dir.path()), ["kk.container", "kk.kube"]);
+        // An edited one needs --force.
+        fs::remove_file(dir.path().join("kk.kube")).unwrap();
+        install(dir.path(), kube, false).await.unwrap();
+        let path = dir.path().join("kk.yaml");
+        let edited = dir.path().join("kk.kube");
+        fs::write(&edited, fs::read_to_string(&edited).unwrap() + "# mine\n").unwrap();
+        let err = install(dir.path(), container, false).await.unwrap_err();
+        assert!(err.message().contains("was edited"), "{err}");
+        assert!(path.exists() && edited.exists());
+        install(dir.path(), container, true).await.unwrap();
+        assert_eq!(listing(dir.path()), ["kk.container"]);
+    }
+
+    #[test]
+    fn l6_temp_files_are_never_listed_as_units() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, text) = &sets()[0].1[0];
+        fs::write(dir.path().join(file), text).unwrap();
+        fs::write(dir.path().join(".podlab-77-abc.tmp"), text).unwrap();
+        fs::write(dir.path().join(".podlab.lock"), "").unwrap();
+        assert_eq!(installed(dir.path()), ["kk"]);
     }
 }

@@ -18,6 +18,9 @@
 //!   in the container (the same in `GidMap`);
 //! - devices: rootless `--device` nodes are missing from `HostConfig.Devices`, and CDI devices
 //!   appear only resolved into their nodes, the CDI name lost; podlab's label names its GPUs.
+//! - env secrets (a notebook's token): `Config.Env` holds `SECRET_NAME=*******`, Podman's mask,
+//!   keyed by the secret's name; the variable it becomes is read from the `--secret` flags of
+//!   `CreateCommand`, and the mask is never taken for a value.
 //!
 //! The conversion is best effort: whatever the session model cannot carry (other devices,
 //! volumes, an entrypoint, capabilities) is dropped and reported key by key.
@@ -35,7 +38,7 @@ use super::{
 };
 use crate::emit::podman::labels;
 use crate::gpu::DriverRoots;
-use crate::session::{ByteSize, GpuRequest, Port, Protocol, UserMapping};
+use crate::session::{ByteSize, EnvSecret, GpuRequest, Port, Protocol, UserMapping};
 use crate::{Error, Result};
 
 /// `PATH` as Podman sets it for an image that sets none.
@@ -219,7 +222,7 @@ pub fn from_inspect(
         .first()
         .filter(|mount| mount.container == workdir)
         .map_or_else(|| cwd.to_path_buf(), |mount| mount.host.clone());
-    let env = env(&config, image.as_ref(), own_gpus);
+    let (env, secrets) = env_and_secrets(&config, image.as_ref(), own_gpus, &mut skipped);
     let ports = ports(host_config.port_bindings.unwrap_or_default(), &mut skipped);
     let user_map = keep_id(host_config.id_mappings.as_ref(), host).unwrap_or_else(|| {
         skipped.push(
@@ -256,6 +259,7 @@ pub fn from_inspect(
             user_map,
             driver_roots: DriverRoots::default(),
             command,
+            secrets,
         },
         skipped,
     })
@@ -340,18 +344,40 @@ fn binds(
     binds
 }
 
-/// The environment the user asked for: without what the image sets, Podman's defaults, and
-/// podlab's GPU variable when `own_gpus`.
-fn env(config: &Config, image: Option<&ImageConfig>, own_gpus: bool) -> BTreeMap<String, String> {
+/// Podman's stand-in for an env secret's value in inspect data (`SECRET_NAME=*******`).
+const SECRET_MASK: &str = "*******";
+
+/// The environment the user asked for (without what the image sets, Podman's defaults, and
+/// podlab's GPU variable when `own_gpus`), and the env secrets. Inspect data shows an env
+/// secret only as `NAME=*******`, keyed by the secret's name: its target comes from the
+/// `--secret` flags of `CreateCommand` (a quadlet unit's, a `podman run`'s). The mask is never
+/// taken for a value; a secret whose target is unknown is reported, not guessed.
+fn env_and_secrets(
+    config: &Config,
+    image: Option<&ImageConfig>,
+    own_gpus: bool,
+    skipped: &mut Vec<String>,
+) -> (BTreeMap<String, String>, Vec<EnvSecret>) {
     let image_env: BTreeSet<&str> = image
         .and_then(|image| image.env.as_ref())
         .map(|env| env.iter().map(String::as_str).collect())
         .unwrap_or_default();
+    let flags = secret_flags(config.create_command.as_deref().unwrap_or_default());
     let mut env = BTreeMap::new();
+    let mut secrets = Vec::new();
     for entry in config.env.iter().flatten() {
         let Some((key, value)) = entry.split_once('=') else {
             continue;
         };
+        if value == SECRET_MASK {
+            match flags.iter().find(|secret| secret.name == key) {
+                Some(secret) => secrets.push(secret.clone()),
+                None => skipped.push(format!(
+                    "Config.Env {key}={SECRET_MASK} (the env secret {key}, whose variable podman does not show; add it yourself: --secret {key},type=env,target=VAR)"
+                )),
+            }
+            continue;
+        }
         let podman_default = matches!(key, "HOSTNAME" | "HOME")
             || entry == "container=podman"
             || entry == PODMAN_PATH
@@ -361,7 +387,39 @@ fn env(config: &Config, image: Option<&ImageConfig>, own_gpus: bool) -> BTreeMap
             env.insert(key.to_owned(), value.to_owned());
         }
     }
-    env
+    (env, secrets)
+}
+
+/// The env secrets named by `--secret NAME,type=env[,target=VAR]` in a create command.
+fn secret_flags(create_command: &[String]) -> Vec<EnvSecret> {
+    let mut values = Vec::new();
+    let mut words = create_command.iter();
+    while let Some(word) = words.next() {
+        if word == "--secret" {
+            values.extend(words.next().map(String::as_str));
+        } else if let Some(value) = word.strip_prefix("--secret=") {
+            values.push(value);
+        }
+    }
+    values
+        .into_iter()
+        .filter_map(|value| {
+            let mut parts = value.split(',');
+            let name = parts.next()?.to_owned();
+            let (mut env_type, mut target) = (false, None);
+            for option in parts {
+                match option.split_once('=') {
+                    Some(("type", "env")) => env_type = true,
+                    Some(("target", var)) => target = Some(var.to_owned()),
+                    _ => {}
+                }
+            }
+            env_type.then(|| EnvSecret {
+                target: target.unwrap_or_else(|| name.clone()),
+                name,
+            })
+        })
+        .collect()
 }
 
 /// The published ports; a binding the session cannot carry is reported.
@@ -525,6 +583,7 @@ pub fn overlay(
         user_map: merged.user_map,
         driver_roots,
         command: merged.command,
+        secrets: base.secrets,
     })
 }
 
@@ -543,6 +602,9 @@ mod tests {
     const CLI: &str = include_str!("../../tests/fixtures/inspect/cli-created.json");
     const GLIBC: &str = include_str!("../../tests/fixtures/inspect/image-glibc.json");
     const ENV_IMAGE: &str = include_str!("../../tests/fixtures/inspect/image-env.json");
+    /// `podman run --secret podlab-notebook-nb1,type=env,target=JUPYTER_TOKEN --env A=1`, as a
+    /// notebook's unit runs it.
+    const ENV_SECRET: &str = include_str!("../../tests/fixtures/inspect/cli-env-secret.json");
     const TEST_USER: HostIds = HostIds {
         uid: 1001,
         gid: 1001,
@@ -800,6 +862,71 @@ mod tests {
             err.message()
                 .starts_with("session insp-inline: mount source "),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn w5_an_env_secret_is_carried_as_a_secret_and_its_mask_never_as_a_value() {
+        let inspected =
+            from_inspect(&json(ENV_SECRET), None, TEST_USER, Path::new("/cwd")).unwrap();
+        let session = &inspected.session;
+        assert!(
+            !env(session).iter().any(|entry| entry.contains(SECRET_MASK)),
+            "{:?}",
+            session.env
+        );
+        assert_eq!(
+            session.secrets,
+            [EnvSecret {
+                name: "podlab-notebook-nb1".into(),
+                target: "JUPYTER_TOKEN".into()
+            }]
+        );
+        // Without the create command its variable is unknown: named, never guessed.
+        let mut bare = json(ENV_SECRET);
+        bare["Config"]["CreateCommand"] = Value::Null;
+        let inspected = from_inspect(&bare, None, TEST_USER, Path::new("/cwd")).unwrap();
+        assert!(inspected.session.secrets.is_empty());
+        assert!(
+            !env(&inspected.session)
+                .iter()
+                .any(|e| e.contains(SECRET_MASK))
+        );
+        assert!(
+            inspected
+                .skipped
+                .iter()
+                .any(|line| line.contains("the env secret podlab-notebook-nb1")),
+            "{:?}",
+            inspected.skipped
+        );
+    }
+
+    #[test]
+    fn w5_secret_flags_read_both_spellings_and_only_env_secrets() {
+        let words: Vec<String> = [
+            "podman",
+            "run",
+            "--secret",
+            "a,type=env,target=A_VAR",
+            "--secret=b,type=env",
+            "--secret",
+            "c",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            secret_flags(&words),
+            [
+                EnvSecret {
+                    name: "a".into(),
+                    target: "A_VAR".into()
+                },
+                EnvSecret {
+                    name: "b".into(),
+                    target: "b".into()
+                }
+            ]
         );
     }
 }

@@ -58,6 +58,19 @@ pub struct Session {
     pub driver_roots: DriverRoots,
     /// The command; empty: the image's own.
     pub command: Vec<String>,
+    /// Podman secrets set as env variables (from a container's inspect data: a notebook's
+    /// token); the value never passes through podlab.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<EnvSecret>,
+}
+
+/// A Podman secret set as the env variable `target` (`--secret NAME,type=env,target=VAR`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvSecret {
+    /// The Podman secret's name.
+    pub name: String,
+    /// The env variable it becomes.
+    pub target: String,
 }
 
 #[cfg(test)]
@@ -86,6 +99,7 @@ impl Session {
             user_map: UserMapping::Auto,
             driver_roots: DriverRoots::default(),
             command: Vec::new(),
+            secrets: Vec::new(),
         }
     }
 }
@@ -450,6 +464,7 @@ impl Merged {
             user_map: self.user_map,
             driver_roots: roots,
             command: self.command,
+            secrets: Vec::new(),
         })
     }
 }

@@ -90,6 +90,11 @@ pub fn container_unit(
     }
     env.extend(session.env.clone());
     container.environment = env;
+    container.secret = session
+        .secrets
+        .iter()
+        .map(|secret| format!("{},type=env,target={}", secret.name, secret.target))
+        .collect();
     container.publish_port = session.ports.iter().map(ToString::to_string).collect();
 
     Ok(Emitted {
@@ -269,6 +274,24 @@ mod tests {
         assert_eq!(c.label["io.podlab.kind"], "service");
         assert!(c.security_label_disable && c.global_args.is_empty());
         assert_eq!(emitted.notices.len(), 1, "{:?}", emitted.notices);
+    }
+
+    #[test]
+    fn w5_env_secrets_become_secret_keys() {
+        let session = Session {
+            secrets: vec![crate::session::EnvSecret {
+                name: "podlab-notebook-nb1".into(),
+                target: "JUPYTER_TOKEN".into(),
+            }],
+            ..session()
+        };
+        let emitted = container_unit(&session, &plan(inline()), None, &caps("5.4.2")).unwrap();
+        let c = container(&emitted);
+        assert_eq!(
+            c.secret,
+            ["podlab-notebook-nb1,type=env,target=JUPYTER_TOKEN"]
+        );
+        assert!(!c.environment.contains_key("podlab-notebook-nb1"));
     }
 
     #[test]

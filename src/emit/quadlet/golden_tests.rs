@@ -63,6 +63,7 @@ fn session(name: &str, gpus: GpuRequest, command: &[&str]) -> Session {
         user_map: UserMapping::Auto,
         driver_roots: DriverRoots::default(),
         command: command.iter().map(|word| (*word).to_owned()).collect(),
+        secrets: Vec::new(),
     }
 }
 
