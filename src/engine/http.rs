@@ -242,6 +242,33 @@ impl Libpod {
     }
 }
 
+fn command_not_found(what: &str, message: &str) -> Error {
+    Error::command(127, format!("{what}: its command was not found: {message}"))
+        .hint("check the command's path and spelling: it must exist in the image (podlab run -- ls -l /usr/bin shows what is there)")
+}
+
+fn command_not_executable(what: &str, message: &str) -> Error {
+    Error::command(126, format!("{what}: its command is not executable: {message}"))
+        .hint("name an executable file (chmod +x it in the image), or run it through its interpreter: -- sh SCRIPT")
+}
+
+/// The init that runs as PID 1 (`"init": true`: Podman's catatonit) starts, then fails to exec
+/// the command, says so as the first line on the container's stderr and exits 1:
+/// `ERROR (catatonit:6): failed to exec pid1: No such file or directory`. Read from that line,
+/// the same 127 and 126 as a start that failed without an init.
+pub fn init_exec_failure(what: &str, first_stderr: &[u8]) -> Option<Error> {
+    let text = String::from_utf8_lossy(first_stderr);
+    let line = text.lines().next()?;
+    let (_, reason) = line
+        .strip_prefix("ERROR (catatonit:")?
+        .split_once("): failed to exec pid1: ")?;
+    match reason.trim() {
+        "No such file or directory" => Some(command_not_found(what, reason)),
+        "Permission denied" => Some(command_not_executable(what, reason)),
+        _ => None,
+    }
+}
+
 /// A container that failed to start (or to attach, which Podman may start it for): a command
 /// that is not there exits 127 and one that cannot be executed 126, as `podman run` and a shell
 /// report them; a port in use says so; anything else is the environment's failure.
@@ -250,12 +277,10 @@ pub fn start_failure(what: &str, message: &str) -> Error {
     if lower.contains("attempted to invoke a command that was not found")
         || lower.contains("executable file not found")
     {
-        return Error::command(127, format!("{what}: its command was not found: {message}"))
-            .hint("check the command's path and spelling: it must exist in the image (podlab run -- ls -l /usr/bin shows what is there)");
+        return command_not_found(what, message);
     }
     if lower.contains("oci permission denied") {
-        return Error::command(126, format!("{what}: its command is not executable: {message}"))
-            .hint("name an executable file (chmod +x it in the image), or run it through its interpreter: -- sh SCRIPT");
+        return command_not_executable(what, message);
     }
     let hint = if lower.contains("address already in use") {
         "another process holds that port: pick another with -p HOST:CTR"
@@ -266,6 +291,33 @@ pub fn start_failure(what: &str, message: &str) -> Error {
 }
 
 #[cfg(test)]
+#[test]
+fn init_exec_failure_maps_catatonits_missing_and_non_executable_command_to_127_and_126() {
+    let missing = init_exec_failure(
+        "x",
+        b"ERROR (catatonit:6): failed to exec pid1: No such file or directory\n",
+    )
+    .unwrap();
+    assert_eq!(missing.exit_code(), 127);
+    assert!(missing.message().contains("was not found"), "{missing}");
+    let denied = init_exec_failure(
+        "x",
+        b"ERROR (catatonit:7): failed to exec pid1: Permission denied\n",
+    )
+    .unwrap();
+    assert_eq!(denied.exit_code(), 126);
+    // The job's own output, or another failure of the init, is the job's business.
+    assert!(init_exec_failure("x", b"Traceback (most recent call last):\n").is_none());
+    assert!(
+        init_exec_failure(
+            "x",
+            b"ERROR (catatonit:6): failed to exec pid1: Exec format error\n"
+        )
+        .is_none()
+    );
+    assert!(init_exec_failure("x", b"").is_none());
+}
+
 #[test]
 fn start_failure_maps_a_missing_command_to_127_and_a_non_executable_one_to_126() {
     let missing = "runc: runc create failed: unable to start container process: exec: \"/nonexistent\": stat /nonexistent: no such file or directory: OCI runtime attempted to invoke a command that was not found";

@@ -6,14 +6,16 @@
 //! follow it.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::capabilities::Capabilities;
 use crate::emit::podman::create_body;
 use crate::engine::frames::demultiplex;
-use crate::engine::{ConnectOptions, Engine, Stdio};
+use crate::engine::{ConnectOptions, Engine, Stdio, http};
 use crate::host::signals::{Interrupt, StopSignals};
 pub use crate::plan::Mode;
 use crate::plan::{self, ContainerPlan, UserNs};
@@ -146,18 +148,21 @@ where
     };
     let lost = tokio::select! {
         outcome = follow(engine, &id, stream) => match outcome {
-            Ok(code) => return Ok(code),
+            Ok(exited) => return exited.outcome(&session.command),
             Err(err) => err,
         },
         interrupt = signals.next() => return stop(engine, &id, &plan.name, interrupt).await,
     };
-    follow_after_loss(&plan.name, lost, &mut signals, reconnect, RECONNECT_WINDOW).await
+    let job = (plan.name.as_str(), session.command.as_slice());
+    follow_after_loss(job, lost, &mut signals, reconnect, RECONNECT_WINDOW).await
 }
 
-/// Streams the running job's output until it exits; its exit code.
-async fn follow<E: Engine>(engine: &E, id: &str, mut stream: Stdio) -> Result<i32> {
+/// Streams the running job's output until it exits. An `Err` is a lost connection, never
+/// the job's own failure.
+async fn follow<E: Engine>(engine: &E, id: &str, mut stream: Stdio) -> Result<Exited> {
+    let mut stderr = Head::new(tokio::io::stderr());
     let pump = async {
-        let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
+        let mut stdout = tokio::io::stdout();
         let result = demultiplex(&mut stream, &mut stdout, &mut stderr).await;
         let _ = stdout.flush().await;
         result
@@ -167,7 +172,74 @@ async fn follow<E: Engine>(engine: &E, id: &str, mut stream: Stdio) -> Result<i3
     if let Err(err) = pumped {
         tracing::debug!("after the exit: {err}");
     }
-    Ok(code)
+    Ok(Exited {
+        code,
+        stderr_head: stderr.head,
+    })
+}
+
+/// A job that ran to its exit.
+struct Exited {
+    code: i32,
+    /// The first bytes it wrote to stderr.
+    stderr_head: Vec<u8>,
+}
+
+impl Exited {
+    /// Its exit code; a `command` the init could not exec is the same 127 or 126 error as
+    /// without an init ([`http::init_exec_failure`]).
+    fn outcome(self, command: &[String]) -> Result<i32> {
+        if self.code == 1 {
+            let what = format!("cannot run {}", command.join(" "));
+            if let Some(err) = http::init_exec_failure(&what, &self.stderr_head) {
+                return Err(err);
+            }
+        }
+        Ok(self.code)
+    }
+}
+
+/// How much of the job's stderr [`Head`] keeps: the init's one-line report fits.
+const HEAD_BYTES: usize = 256;
+
+/// A writer that passes everything through and keeps the first [`HEAD_BYTES`] written.
+struct Head<W> {
+    inner: W,
+    head: Vec<u8>,
+}
+
+impl<W> Head<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            head: Vec::new(),
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Head<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(written)) = polled {
+            let keep = written.min(HEAD_BYTES.saturating_sub(this.head.len()));
+            this.head
+                .extend_from_slice(buf.get(..keep).unwrap_or_default());
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Stops and removes the job podlab was told to stop; the exit code that reports the signal.
@@ -184,11 +256,11 @@ async fn stop<E: Engine>(engine: &E, id: &str, name: &str, interrupt: Interrupt)
     Ok(interrupt.code)
 }
 
-/// The connection to a running job was lost (`lost`): reaches Podman again (trying for
+/// The connection to the running job (its name and command) was lost (`lost`): reaches Podman again (trying for
 /// `window`) and follows the job to its exit, as often as the connection is lost, never
 /// removing a job that runs.
 async fn follow_after_loss<R, F>(
-    name: &str,
+    (name, command): (&str, &[String]),
     mut lost: Error,
     signals: &mut StopSignals,
     reconnect: impl Fn() -> F,
@@ -237,7 +309,7 @@ where
         };
         lost = tokio::select! {
             outcome = attached => match outcome {
-                Ok(code) => return Ok(code),
+                Ok(exited) => return exited.outcome(command),
                 Err(err) => err,
             },
             interrupt = signals.next() => return stop(&engine, &facts.id, name, interrupt).await,
@@ -547,7 +619,7 @@ mod tests {
         let mut signals = StopSignals::install().unwrap();
         let lost = Error::env("lost the podman socket /run/x.sock: connection reset");
         let err = follow_after_loss(
-            "demo-run-1",
+            ("demo-run-1", &[]),
             lost,
             &mut signals,
             unreachable,
