@@ -10,6 +10,7 @@ pub mod build_context;
 pub mod frames;
 pub mod http;
 pub mod kube;
+pub mod local_version;
 pub mod podman;
 pub mod secrets;
 pub mod socket;

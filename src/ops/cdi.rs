@@ -20,7 +20,8 @@ use crate::ops::units;
 use crate::{Error, Result};
 
 /// The target Podman: a given version, or the local one (its socket if one answers, else
-/// `podman --version`). Never starts a service just to learn a version.
+/// `podman --version`, remembered while the binary stays the same). Never starts a service
+/// just to learn a version.
 pub async fn target_podman(version: &str, url: Option<String>) -> Result<Option<Capabilities>> {
     if version != "auto" {
         return Ok(Some(Capabilities::for_version(version.parse()?)));
@@ -33,17 +34,7 @@ pub async fn target_podman(version: &str, url: Option<String>) -> Result<Option<
             }
         }
     }
-    let from_binary = which::which("podman").ok().and_then(|podman| {
-        let out = std::process::Command::new(podman)
-            .arg("--version")
-            .output()
-            .ok()?;
-        String::from_utf8(out.stdout)
-            .ok()?
-            .trim()
-            .parse::<PodmanVersion>()
-            .ok()
-    });
+    let from_binary = crate::engine::local_version::podman_on_path().and_then(|(_, v)| v);
     if from_binary.is_none() {
         tracing::warn!(
             "cannot find the local podman's version: generating for the newest cdiVersion podlab knows (use --podman-version to choose)"

@@ -8,7 +8,6 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::Serialize;
 
@@ -161,15 +160,7 @@ pub async fn gather(root: &HostRoot, connect: &ConnectOptions) -> Facts {
                 uid,
             )
         });
-    let podman = which::which("podman").ok().map(|path| {
-        let version = Command::new(&path)
-            .arg("--version")
-            .output()
-            .ok()
-            .and_then(|out| String::from_utf8(out.stdout).ok())
-            .and_then(|text| text.trim().parse().ok());
-        (path, version)
-    });
+    let podman = crate::engine::local_version::podman_on_path();
     let id_range = |file: &str| {
         let text = fs::read_to_string(root.path(file)).unwrap_or_default();
         find_id_range(&text, user_name.as_deref(), uid)

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::capabilities::{Capabilities, Feature, PodmanVersion, UnitType};
+use crate::capabilities::{Capabilities, Feature, UnitType};
 use crate::emit::quadlet::service::plain_service;
 use crate::emit::quadlet::unit::check_unit_type;
 use crate::emit::quadlet::unit::with_header;
@@ -344,14 +344,8 @@ pub fn target(version: &str) -> Result<Capabilities> {
         )
         .hint("install podman 4.4 or newer, or pass --podman-version V")
     };
-    let podman = which::which("podman").map_err(|_| unknown())?;
-    let out = std::process::Command::new(podman)
-        .arg("--version")
-        .output()
-        .map_err(|_| unknown())?;
-    let version: PodmanVersion = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .map_err(|_| unknown())?;
+    let version = crate::engine::local_version::podman_on_path()
+        .and_then(|(_, version)| version)
+        .ok_or_else(unknown)?;
     Ok(Capabilities::for_version(version))
 }
