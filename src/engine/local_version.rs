@@ -194,8 +194,7 @@ mod tests {
         }
 
         fn calls(&self) -> usize {
-            fs::read_to_string(self.dir.path().join("calls"))
-                .map_or(0, |text| text.lines().count())
+            fs::read_to_string(self.dir.path().join("calls")).map_or(0, |text| text.lines().count())
         }
 
         fn version(&self) -> Option<String> {
@@ -294,7 +293,11 @@ mod tests {
         fs::write(podman.binary(), "#!/bin/sh\necho nonsense\n").unwrap();
         assert_eq!(podman.version(), None);
         assert!(!podman.cache().exists());
-        fs::write(podman.binary(), "#!/bin/sh\necho 'podman version 5.4.2'\nexit 3\n").unwrap();
+        fs::write(
+            podman.binary(),
+            "#!/bin/sh\necho 'podman version 5.4.2'\nexit 3\n",
+        )
+        .unwrap();
         assert_eq!(podman.version(), None);
         assert!(!podman.cache().exists());
         assert_eq!(version_of(&podman.dir.path().join("missing"), None), None);
