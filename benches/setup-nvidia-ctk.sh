@@ -10,8 +10,9 @@
 #      exported with `git archive --prefix=nvidia-container-toolkit-1.18.0/ v1.18.0 | tar -x`.
 #      Later tags need go 1.25, which Debian does not ship yet.
 #   2. Go: Debian trixie's golang-1.24-go (1.24.4): apt-get install -t trixie golang-1.24-go.
-#   3. go build -mod=vendor -trimpath (no network: GOFLAGS=-mod=vendor GOPROXY=off
-#      GOTOOLCHAIN=local), CGO on as upstream builds it (NVML is dlopen'd at run time).
+#   3. go build -mod=vendor (no network: GOPROXY=off GOTOOLCHAIN=local) with the linker flags of
+#      upstream's Makefile (-s -w, its -extldflags, the version stamped), CGO on as upstream
+#      builds it (NVML is dlopen'd at run time).
 #
 # Usage: sudo benches/setup-nvidia-ctk.sh SOURCE_DIR   (the exported v1.18.0 tree)
 # Installs /var/cache/podlab-bench/bin/{nvidia-ctk,nvidia-cdi-hook}; prints their versions.
@@ -30,8 +31,11 @@ fi
 BIN=/var/cache/podlab-bench/bin
 mkdir -p "$BIN"
 export GOFLAGS=-mod=vendor GOPROXY=off GOTOOLCHAIN=local GOCACHE=/var/cache/podlab-bench/gocache
+EXTLDFLAGS="-Wl,--export-dynamic -Wl,--unresolved-symbols=ignore-in-object-files -Wl,-z,lazy"
 for cmd in nvidia-ctk nvidia-cdi-hook; do
-  (cd "$SRC" && "$GO" build -trimpath -o "$BIN/$cmd" "./cmd/$cmd") || die "go build ./cmd/$cmd failed"
+  (cd "$SRC" && "$GO" build -trimpath -o "$BIN/$cmd" -ldflags "-s -w '-extldflags=$EXTLDFLAGS' \
+    -X github.com/NVIDIA/nvidia-container-toolkit/internal/info.version=1.18.0" "./cmd/$cmd") ||
+    die "go build ./cmd/$cmd failed"
 done
 chmod 755 /var/cache/podlab-bench /var/cache/podlab-bench/bin "$BIN"/*
 "$BIN/nvidia-ctk" --version | head -n1
