@@ -1,9 +1,22 @@
 #!/usr/bin/env bash
-# Benchmarks `podlab run` against `podman run` itself, as the rootless test user on its warm
-# socket, in one hyperfine invocation: the issue's target is podlab <= 0.75x podman's median
-# wall time for a trivial container. Also podlab's peak RSS (target < 20 MiB).
+# Benchmarks a GPU session's start as a user types it, in one hyperfine invocation, as the
+# rootless test user on its own warm socket (the default path of a user who runs sessions: the
+# user's podman.sock answers; no --url, no --no-autostart). Rows:
+#   podlab-none    podlab run --gpus none                       (a session without GPUs)
+#   podlab-all     podlab run --gpus all --driver-root ROOT     (the Debian NVIDIA root; no spec
+#                  Podman reads, so the GPU edits go inline: discovery, then the create call)
+#   podman-none    podman run --rm IMAGE true
+#   podman-podlab  podman run --device with podlab's own hook-free spec (in /etc/cdi, removed
+#                  on exit), the same mounts as podlab-all
+#   podman-ctk     podman run --device with nvidia-ctk's hooked spec (management mode, the only
+#                  one without a loaded driver; nvidia-cdi-hook createContainer hooks), when
+#                  benches/setup-nvidia-ctk.sh has built it
+#   runuser-true   the runuser/env wrapper every row pays
+# Targets: podlab-all <= 1.05x podlab-none (issue 12), podlab-none <= 0.75x podman-none, podlab's
+# peak RSS < 20 MiB. Medians; load average printed before and after (the host is shared).
 # It reports and exits 0 whether or not the targets are met; non-zero only when setup fails.
-# Needs a provisioned test host (sudo tests/host/provision.sh). PODLAB_BIN=path skips the build.
+# Needs a provisioned test host (sudo tests/host/provision.sh); run as root (it writes the two
+# bench specs to /etc/cdi under kinds of their own). PODLAB_BIN=path skips the build; RUNS=n.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,26 +31,54 @@ if [[ -z ${PODLAB_BIN:-} ]]; then
   (cd "$REPO" && cargo build --release --locked --quiet) || die "cargo build --release failed"
   PODLAB_BIN=$REPO/target/release/podlab
 fi
+CTK=${NVIDIA_CTK:-/var/cache/podlab-bench/bin/nvidia-ctk}
+HOOK=$(dirname "$CTK")/nvidia-cdi-hook
+PODLAB_SPEC=/etc/cdi/podlab-bench-podlab.yaml
+CTK_SPEC=/etc/cdi/podlab-bench-ctk.yaml
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+trap 'rm -rf "$WORK" "$PODLAB_SPEC" "$CTK_SPEC"' EXIT
 chmod 755 "$WORK"
 install -m 755 "$PODLAB_BIN" "$WORK/podlab"
 install -d -o "$PODLAB_TEST_USER" "$WORK/project"
 OUT=${BENCH_OUT:-$REPO/target/bench}
-mkdir -p "$OUT"
+mkdir -p "$OUT" /etc/cdi
 
+ROOT=$PODLAB_TEST_NVIDIA_ROOT
+IMAGE=$PODLAB_TEST_IMAGE
 as_user="runuser -u $PODLAB_TEST_USER -- env -i HOME=$PODLAB_TEST_HOME PATH=/usr/bin:/bin \
 XDG_RUNTIME_DIR=$PODLAB_TEST_RUNTIME_DIR PODMAN_IGNORE_CGROUPSV1_WARNING=1"
-podlab_cmd="cd $WORK/project && $as_user $WORK/podlab -q run --gpus none --image $PODLAB_TEST_IMAGE -- true"
-podman_cmd="cd $WORK/project && $as_user podman run --rm $PODLAB_TEST_IMAGE true"
-baseline_cmd="cd $WORK/project && $as_user true"
+in_project() { echo "cd $WORK/project && $as_user $*"; }
+names=(podlab-none podlab-all podman-none podman-podlab)
+cmds=("$(in_project "$WORK/podlab -q run --gpus none --image $IMAGE -- true")"
+  "$(in_project "$WORK/podlab -q run --gpus all --driver-root $ROOT --image $IMAGE -- true")"
+  "$(in_project "podman run --rm $IMAGE true")"
+  "$(in_project "podman run --rm --device bench.podlab/gpu=all $IMAGE true")")
+"$WORK/podlab" -q cdi generate --driver-root "$ROOT" --vendor bench.podlab --podman-version 5.4.2 \
+  --output "$PODLAB_SPEC" || die "podlab cdi generate failed"
+if [[ -x $CTK && -x $HOOK ]] && "$CTK" cdi generate --mode management --driver-root "$ROOT" --dev-root / \
+  --vendor bench.podlab --class ctk --nvidia-cdi-hook-path "$HOOK" --output "$CTK_SPEC" 2>"$WORK/ctk.err"; then
+  chmod 644 "$CTK_SPEC"
+  names+=(podman-ctk)
+  cmds+=("$(in_project "podman run --rm --device bench.podlab/ctk=all $IMAGE true")")
+else
+  echo "podman-ctk: not measured (no $CTK, or it failed: $(tail -n1 "$WORK/ctk.err" 2>/dev/null)); hint: sudo benches/setup-nvidia-ctk.sh" >&2
+fi
+names+=(runuser-true) cmds+=("$(in_project true)")
+args=()
+for i in "${!names[@]}"; do
+  sh -c "${cmds[$i]}" >/dev/null 2>"$WORK/err" || { cat "$WORK/err" >&2; die "${names[$i]} failed"; }
+  args+=(-n "${names[$i]}" "${cmds[$i]}")
+done
+sh -c "$(in_project "$WORK/podlab -v run --gpus all --driver-root $ROOT --image $IMAGE -- true")" 2>&1 |
+  grep 'GPUs:' >&2 || true
 
-hyperfine --warmup 3 --runs "${RUNS:-20}" --export-json "$OUT/run-overhead.json" \
-  -n podlab-run "$podlab_cmd" -n podman-run "$podman_cmd" -n runuser-true "$baseline_cmd" >&2
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+hyperfine --warmup 3 --runs "${RUNS:-20}" --export-json "$OUT/run-overhead.json" "${args[@]}" >&2
+echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 rss=()
 for _ in 1 2 3 4 5; do
-  rss+=("$(/usr/bin/time -f %M sh -c "$podlab_cmd" 2>&1 >/dev/null | tail -n1)")
+  rss+=("$(/usr/bin/time -f %M sh -c "${cmds[1]}" 2>&1 >/dev/null | tail -n1)")
 done
 
 python3 - "$OUT/run-overhead.json" "${rss[@]}" <<'PY'
@@ -48,9 +89,17 @@ rss = statistics.median(int(x) for x in sys.argv[2:]) / 1024
 print(f"{'command':<14}{'median ms':>10}")
 for name, ms in median.items():
     print(f"{name:<14}{ms:>10.1f}")
-ratio = median["podlab-run"] / median["podman-run"]
-net = (median["podlab-run"] - median["runuser-true"]) / (median["podman-run"] - median["runuser-true"])
-print(f"\npodlab/podman ratio: {ratio:.2f} (target <= 0.75: {'met' if ratio <= 0.75 else 'MISSED'})")
+ok = lambda b: "met" if b else "MISSED"
+gpu = median["podlab-all"] / median["podlab-none"]
+print(f"\nGPU session start, podlab-all / podlab-none: {gpu:.3f}x (target <= 1.05: {ok(gpu <= 1.05)})")
+print(f"podman with podlab's spec, podman-podlab / podman-none: {median['podman-podlab'] / median['podman-none']:.3f}x")
+if "podman-ctk" in median:
+    print(f"podman with nvidia-ctk's hooked spec, podman-ctk / podman-none: {median['podman-ctk'] / median['podman-none']:.3f}x")
+else:
+    print("(nvidia-ctk's hooked spec not measured)")
+ratio = median["podlab-none"] / median["podman-none"]
+net = (median["podlab-none"] - median["runuser-true"]) / (median["podman-none"] - median["runuser-true"])
+print(f"\npodlab/podman ratio (no GPUs): {ratio:.2f} (target <= 0.75: {ok(ratio <= 0.75)})")
 print(f"same, less the runuser cost both pay: {net:.2f}")
-print(f"podlab peak RSS (incl. runuser/env wrappers' max): {rss:.1f} MiB (target < 20: {'met' if rss < 20 else 'MISSED'})")
+print(f"podlab-all peak RSS (incl. runuser/env wrappers' max): {rss:.1f} MiB (target < 20: {ok(rss < 20)})")
 PY

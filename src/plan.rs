@@ -100,7 +100,10 @@ pub fn plan_gpus(
             .map(|gpu| (gpu.index, gpu.model.clone()))
             .collect(),
     });
-    if let Some(qualified) = cdi_names_in(spec_dirs, &names) {
+    let known = (roots, &inventory);
+    if let Some(qualified) =
+        fresh_spec(spec_dirs, Some(known)).and_then(|spec| qualified_names(&spec, &names))
+    {
         return Ok(GpuPlan {
             mode: GpuMode::Cdi(qualified),
             names,
@@ -267,7 +270,11 @@ fn selected_names(request: &GpuRequest, inventory: &Inventory) -> Result<Vec<Str
 /// The qualified CDI names (`nvidia.com/gpu=0`) of `names` when the first fresh GPU spec in
 /// `dirs` defines them all.
 pub fn cdi_names_in(dirs: &[PathBuf], names: &[String]) -> Option<Vec<String>> {
-    let spec = fresh_spec(dirs)?;
+    qualified_names(&fresh_spec(dirs, None)?, names)
+}
+
+/// The qualified names of `names` when `spec` defines them all.
+fn qualified_names(spec: &Spec, names: &[String]) -> Option<Vec<String>> {
     let known = |name: &String| spec.devices.iter().any(|device| &device.name == name);
     names.iter().all(known).then(|| {
         names
@@ -277,8 +284,9 @@ pub fn cdi_names_in(dirs: &[PathBuf], names: &[String]) -> Option<Vec<String>> {
     })
 }
 
-/// The first GPU spec in `dirs` that still matches the host.
-fn fresh_spec(dirs: &[PathBuf]) -> Option<Spec> {
+/// The first GPU spec in `dirs` that still matches the host; `known` is this run's discovery
+/// of one pair of roots, reused for a spec generated from them instead of discovering again.
+fn fresh_spec(dirs: &[PathBuf], known: Option<(&DriverRoots, &Inventory)>) -> Option<Spec> {
     for dir in dirs {
         for file in store::spec_files(dir) {
             let Ok(Ok(spec)) = validate_file(&file) else {
@@ -287,7 +295,7 @@ fn fresh_spec(dirs: &[PathBuf]) -> Option<Spec> {
             if spec.kind != GPU_KIND {
                 continue;
             }
-            let fresh = match freshness::check(&file) {
+            let fresh = match freshness::check_with(&file, known) {
                 Some(status) => status.state == State::Fresh,
                 // Another tool's spec: fresh as long as everything it names still exists.
                 None => spec.all_edits().all(|edits| {
@@ -566,6 +574,37 @@ mod tests {
                 .env
                 .contains(&"NVIDIA_VISIBLE_DEVICES=void".to_owned())
         );
+    }
+
+    #[test]
+    fn a_spec_of_this_runs_roots_is_checked_against_this_runs_discovery() {
+        let fixture = crate::gpu::fixtures::debian_like();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(store::SPEC_FILE);
+        let (text, _) = freshness::generate_document(&fixture.roots, &Options::default()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        let inventory = discover(&fixture.roots).unwrap();
+        let state = |known| freshness::check_with(&path, known).unwrap().state;
+        assert_eq!(state(Some((&fixture.roots, &inventory))), State::Fresh);
+        let dirs = [dir.path().to_owned()];
+        assert!(fresh_spec(&dirs, Some((&fixture.roots, &inventory))).is_some());
+        // The known discovery is what the spec is compared with: no second look at the host.
+        let upgraded = Inventory {
+            driver_version: "999.1.2".to_owned(),
+            ..inventory.clone()
+        };
+        assert!(matches!(
+            state(Some((&fixture.roots, &upgraded))),
+            State::Stale { .. }
+        ));
+        assert!(fresh_spec(&dirs, Some((&fixture.roots, &upgraded))).is_none());
+        // A discovery of other roots is not used: the spec's own roots are discovered.
+        let other = DriverRoots {
+            driver_root: dir.path().join("elsewhere"),
+            dev_root: dir.path().join("elsewhere"),
+        };
+        assert_eq!(state(Some((&other, &upgraded))), State::Fresh);
+        assert_eq!(state(None), State::Fresh);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::generate::{self, HookMode, NameStyles, Options};
 use super::store::{DEFAULT_DIRS, SPEC_FILE, spec_files, user_dir};
 use crate::Result;
 use crate::capabilities::CdiVersion;
-use crate::gpu::{DriverRoots, discover};
+use crate::gpu::{DriverRoots, Inventory, discover};
 
 /// The verdict on one spec file podlab wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -66,12 +66,23 @@ pub fn check_all(dirs: &[PathBuf]) -> Vec<SpecStatus> {
 
 /// Checks one file; `None` when podlab did not write it.
 pub fn check(path: &Path) -> Option<SpecStatus> {
+    check_with(path, None)
+}
+
+/// [`check`], with a discovery the caller already made of one pair of roots (`known`): a spec
+/// generated from those roots is compared with it instead of discovering the host again.
+pub fn check_with(path: &Path, known: Option<(&DriverRoots, &Inventory)>) -> Option<SpecStatus> {
     let text = std::fs::read_to_string(path).ok()?;
     let header = read_header(&text)?;
     let provenance = header.provenance;
     let state = if header.unedited {
-        match discover(&roots_of(&provenance)) {
-            Ok(inventory) => match provenance.fingerprint.staleness(&inventory.fingerprint()) {
+        let roots = roots_of(&provenance);
+        let discovered = match known {
+            Some((known_roots, inventory)) if *known_roots == roots => Ok(inventory.fingerprint()),
+            _ => discover(&roots).map(|inventory| inventory.fingerprint()),
+        };
+        match discovered {
+            Ok(fingerprint) => match provenance.fingerprint.staleness(&fingerprint) {
                 None => State::Fresh,
                 Some(reason) => State::Stale { reason },
             },

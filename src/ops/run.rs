@@ -22,13 +22,20 @@ use crate::plan::{self, ContainerPlan, UserNs};
 use crate::session::{ImageSource, Session};
 use crate::{Error, Result};
 
-/// Makes the host decisions for `session`: image user, GPUs, SELinux, name.
+/// Makes the host decisions for `session`: image user, GPUs, SELinux, name. GPU discovery
+/// (file reads and ELF headers, a few milliseconds) runs on a blocking thread while Podman
+/// answers the image questions, so a GPU session waits for the slower of the two, not both.
 pub async fn plan_container<E: Engine>(
     engine: &E,
     caps: &Capabilities,
     session: &Session,
     mode: Mode,
 ) -> Result<ContainerPlan> {
+    let gpus = {
+        let (request, roots) = (session.gpus.clone(), session.driver_roots.clone());
+        let spec_dirs = crate::cdi::store::podman_spec_dirs(caps);
+        tokio::task::spawn_blocking(move || plan::plan_gpus(&request, &roots, &spec_dirs))
+    };
     let image = session.image.reference();
     let Some(facts) = engine.inspect_image(image).await? else {
         let hint = match &session.image {
@@ -45,11 +52,9 @@ pub async fn plan_container<E: Engine>(
         None
     };
     let userns = plan::plan_user(session.user_map, &facts.user, passwd.as_deref());
-    let mut gpus = plan::plan_gpus(
-        &session.gpus,
-        &session.driver_roots,
-        &crate::cdi::store::podman_spec_dirs(caps),
-    )?;
+    let mut gpus = gpus
+        .await
+        .map_err(|err| Error::env(format!("GPU discovery did not finish: {err}")))??;
     if !gpus.names.is_empty() && plan::is_cuda_image(&facts.env) {
         let compat = engine.image_link(image, plan::COMPAT_LIBCUDA).await?;
         plan::plan_compat(&mut gpus, compat.as_deref(), &facts.env);
