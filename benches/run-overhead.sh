@@ -16,7 +16,8 @@
 # peak RSS < 20 MiB. Medians; load average printed before and after (the host is shared).
 # It reports and exits 0 whether or not the targets are met; non-zero only when setup fails.
 # Needs a provisioned test host (sudo tests/host/provision.sh); run as root (it writes the two
-# bench specs to /etc/cdi under kinds of their own). PODLAB_BIN=path skips the build; RUNS=n.
+# bench specs to /etc/cdi under kinds of their own). PODLAB_BIN=path skips the build;
+# ROUNDS=n (10: 20 runs of each row).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,7 +25,7 @@ die() { printf 'run-overhead: error: %s\n' "$*" >&2; exit 1; }
 [[ -r /etc/podlab-test-host.env ]] || die "no test host; hint: run sudo tests/host/provision.sh once"
 # shellcheck disable=SC1091
 . /etc/podlab-test-host.env
-for tool in hyperfine python3 /usr/bin/time runuser; do
+for tool in hyperfine python3 /usr/bin/time runuser curl; do
   command -v "$tool" >/dev/null || die "$tool is missing; hint: sudo tests/host/provision.sh"
 done
 if [[ -z ${PODLAB_BIN:-} ]]; then
@@ -72,9 +73,43 @@ done
 sh -c "$(in_project "$WORK/podlab -v run --gpus all --driver-root $ROOT --image $IMAGE -- true")" 2>&1 |
   grep 'GPUs:' >&2 || true
 
+# The host is shared and its load drifts over a run, so the rows are interleaved: ROUNDS
+# hyperfine invocations of 2 runs of every row each (after one warmup invocation), merged into
+# one JSON. A ratio then compares runs made in the same minutes.
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-hyperfine --warmup 3 --runs "${RUNS:-20}" --export-json "$OUT/run-overhead.json" "${args[@]}" >&2
+# Other test runs on a shared host may restart the user's socket: a round that fails is
+# dropped and run again once the socket answers (each retry is counted and printed).
+socket_up() {
+  local i
+  for i in $(seq 60); do
+    curl -sf --max-time 1 --unix-socket "$PODLAB_TEST_SOCKET" http://d/_ping >/dev/null && return 0
+    sleep 1
+  done
+  die "the user's socket $PODLAB_TEST_SOCKET does not answer"
+}
+retries=0
+round() { # FILE: one round, exported to FILE; retried up to 5 times
+  local try
+  for try in 1 2 3 4 5; do
+    socket_up
+    hyperfine --style none --runs 2 --export-json "$1" "${args[@]}" >/dev/null 2>"$WORK/round.err" && return 0
+    retries=$((retries + 1))
+  done
+  cat "$WORK/round.err" >&2
+  die "a round failed 5 times"
+}
+round "$WORK/warmup.json"
+for ((i = 0; i < ${ROUNDS:-10}; i++)); do round "$WORK/round-$i.json"; done
+echo "rounds retried after a failure (socket restarted by another run): $retries" >&2
 echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+python3 - "$WORK"/round-*.json >"$OUT/run-overhead.json" <<'PY'
+import json, sys
+merged = {}
+for path in sys.argv[1:]:
+    for result in json.load(open(path))["results"]:
+        merged.setdefault(result["command"], []).extend(result["times"])
+print(json.dumps({"results": [{"command": name, "times": times} for name, times in merged.items()]}))
+PY
 
 rss=()
 for _ in 1 2 3 4 5; do
@@ -86,9 +121,9 @@ import json, statistics, sys
 results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 median = {name: statistics.median(r["times"]) * 1000 for name, r in results.items()}
 rss = statistics.median(int(x) for x in sys.argv[2:]) / 1024
-print(f"{'command':<14}{'median ms':>10}")
+print(f"{'command':<14}{'median ms':>10}{'runs':>6}")
 for name, ms in median.items():
-    print(f"{name:<14}{ms:>10.1f}")
+    print(f"{name:<14}{ms:>10.1f}{len(results[name]['times']):>6}")
 ok = lambda b: "met" if b else "MISSED"
 gpu = median["podlab-all"] / median["podlab-none"]
 print(f"\nGPU session start, podlab-all / podlab-none: {gpu:.3f}x (target <= 1.05: {ok(gpu <= 1.05)})")

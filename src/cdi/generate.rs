@@ -95,14 +95,20 @@ pub struct Generated {
     pub warnings: Vec<Warning>,
 }
 
-/// The container directories that receive a SONAME mount of each library (hook-free form).
+/// The container directories that receive a SONAME mount of each library (hook-free form):
+/// the loader's default directory on Debian-like and on Fedora-like images, and
+/// [`LD_LIBRARY_PATH_DIR`].
 pub fn container_library_dirs() -> [String; 3] {
     [
         format!("/usr/lib/{}", multiarch()),
         "/usr/lib64".to_owned(),
-        "/usr/local/nvidia/lib64".to_owned(),
+        LD_LIBRARY_PATH_DIR.to_owned(),
     ]
 }
+
+/// The SONAME directory the loader searches only when `LD_LIBRARY_PATH` names it (NVIDIA's
+/// CUDA images set `LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64`).
+pub const LD_LIBRARY_PATH_DIR: &str = "/usr/local/nvidia/lib64";
 
 /// The named devices, sorted (GPU indices, then MIG devices, then UUIDs), followed by `all`:
 /// the union of their nodes and groups.

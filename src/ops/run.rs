@@ -59,6 +59,26 @@ pub async fn plan_container<E: Engine>(
         let compat = engine.image_link(image, plan::COMPAT_LIBCUDA).await?;
         plan::plan_compat(&mut gpus, compat.as_deref(), &facts.env);
     }
+    if let plan::GpuMode::Inline(edits) = &mut gpus.mode {
+        // The container's LD_LIBRARY_PATH: the session's, else the GPU plan's, else the image's.
+        let library_path = session
+            .env
+            .get("LD_LIBRARY_PATH")
+            .map(String::as_str)
+            .or_else(|| {
+                gpus.env
+                    .iter()
+                    .find(|(key, _)| key == "LD_LIBRARY_PATH")
+                    .map(|(_, value)| value.as_str())
+            })
+            .or_else(|| {
+                facts
+                    .env
+                    .iter()
+                    .find_map(|entry| entry.strip_prefix("LD_LIBRARY_PATH="))
+            });
+        plan::fit_to_container(edits, library_path);
+    }
     for notice in &gpus.notices {
         tracing::warn!("{}", notice.message);
     }
@@ -490,6 +510,69 @@ mod tests {
         let body = engine.bodies.lock().unwrap()[0].clone();
         assert_eq!(body["env"]["LD_LIBRARY_PATH"], plan::COMPAT_DIR);
         assert_eq!(body["env"]["A"], "1");
+    }
+
+    /// Issue 12: `podlab run --gpus all` started 1.14x slower than `--gpus none`; most of it
+    /// was Podman bind-mounting every library three times. The copies in the directory only
+    /// `LD_LIBRARY_PATH` leads to go only to containers whose `LD_LIBRARY_PATH` names it.
+    #[tokio::test]
+    async fn gpu_session_start_mounts_only_the_library_dirs_the_loader_searches() {
+        let fixture = crate::gpu::fixtures::debian_like();
+        let caps = Capabilities::for_version(crate::capabilities::PodmanVersion::new(5, 4, 2));
+        let gpu_session = |env: &[(&str, &str)]| Session {
+            gpus: crate::session::GpuRequest::All,
+            driver_roots: fixture.roots.clone(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..session()
+        };
+        let dirs_of = |plan: &ContainerPlan| {
+            let plan::GpuMode::Inline(edits) = &plan.gpus.mode else {
+                panic!("expected inline edits, got {:?}", plan.gpus.mode)
+            };
+            edits
+                .mounts
+                .iter()
+                .filter(|mount| mount.container_path.contains("/libcuda.so"))
+                .map(|mount| mount.container_path.rsplit_once('/').unwrap().0.to_owned())
+                .collect::<Vec<_>>()
+        };
+        let image_with = |library_path: Option<&str>| {
+            let mut engine = engine();
+            for facts in engine.images.values_mut() {
+                facts.env = library_path
+                    .map(|path| vec![format!("LD_LIBRARY_PATH={path}")])
+                    .unwrap_or_default();
+            }
+            engine
+        };
+        let multiarch = crate::cdi::generate::container_library_dirs()[0].clone();
+        let plan = plan_container(&image_with(None), &caps, &gpu_session(&[]), MODE)
+            .await
+            .unwrap();
+        assert_eq!(dirs_of(&plan), [multiarch.as_str(), "/usr/lib64"]);
+
+        // A CUDA image's LD_LIBRARY_PATH, or the session's own, brings the third copy back.
+        let cuda = Some("/usr/local/nvidia/lib:/usr/local/nvidia/lib64");
+        let plan = plan_container(&image_with(cuda), &caps, &gpu_session(&[]), MODE)
+            .await
+            .unwrap();
+        assert_eq!(
+            dirs_of(&plan),
+            [multiarch.as_str(), "/usr/lib64", "/usr/local/nvidia/lib64"]
+        );
+        let session = gpu_session(&[("LD_LIBRARY_PATH", "/usr/local/nvidia/lib64/")]);
+        let plan = plan_container(&image_with(None), &caps, &session, MODE)
+            .await
+            .unwrap();
+        assert_eq!(dirs_of(&plan).len(), 3);
+        let session = gpu_session(&[("LD_LIBRARY_PATH", "/opt/lib")]);
+        let plan = plan_container(&image_with(cuda), &caps, &session, MODE)
+            .await
+            .unwrap();
+        assert_eq!(dirs_of(&plan).len(), 2);
     }
 
     #[tokio::test]
