@@ -535,7 +535,7 @@ mod tests {
             edits
                 .mounts
                 .iter()
-                .filter(|mount| mount.container_path.contains("/libcuda.so"))
+                .filter(|mount| mount.container_path.ends_with("/libcuda.so.1"))
                 .map(|mount| mount.container_path.rsplit_once('/').unwrap().0.to_owned())
                 .collect::<Vec<_>>()
         };
