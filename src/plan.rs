@@ -320,21 +320,36 @@ fn fresh_spec(dirs: &[PathBuf], known: Option<(&DriverRoots, &Inventory)>) -> Op
     None
 }
 
-/// Fits inline edits to the container they go into: the SONAME mounts in
-/// [`generate::LD_LIBRARY_PATH_DIR`] are left out unless the container's `LD_LIBRARY_PATH`
-/// (`library_path`: the session's, else the image's) names that directory, since the loader
-/// never looks there otherwise. Every bind mount costs the container's start (measured with
-/// benches/run-overhead.sh: 40 mounts made `podman run` 1.26x, 16 mounts 1.04x); the loader's
-/// default directories keep theirs.
-pub fn fit_to_container(edits: &mut ContainerEdits, library_path: Option<&str>) {
+/// Fits inline edits to the container they go into. The mounts in (and below)
+/// [`generate::LD_LIBRARY_PATH_DIR`] serve only a container whose `LD_LIBRARY_PATH`
+/// (`library_path`: the value it will have) names that directory, since the loader never
+/// looks there otherwise; without it, only what Triton reads there is kept (`libcuda.so.1` and
+/// `libcuda.so`), when the container's `TRITON_LIBCUDA_PATH` (`triton_path`) points there.
+/// The loader's default directories keep all theirs. Every bind mount costs the container's
+/// start (measured with benches/run-overhead.sh: 40 mounts made `podman run` 1.26x, 16 mounts
+/// 1.04x).
+pub fn fit_to_container(
+    edits: &mut ContainerEdits,
+    library_path: Option<&str>,
+    triton_path: Option<&str>,
+) {
     let dir = Path::new(generate::LD_LIBRARY_PATH_DIR);
-    let searched =
-        library_path.is_some_and(|path| path.split(':').any(|entry| Path::new(entry) == dir));
-    if !searched {
-        edits
-            .mounts
-            .retain(|mount| Path::new(&mount.container_path).parent() != Some(dir));
+    let names = |path: Option<&str>| {
+        path.is_some_and(|path| path.split(':').any(|entry| Path::new(entry) == dir))
+    };
+    if names(library_path) {
+        return;
     }
+    let triton = names(triton_path);
+    edits.mounts.retain(|mount| {
+        let path = Path::new(&mount.container_path);
+        !path.starts_with(dir)
+            || (triton
+                && path.parent() == Some(dir)
+                && path
+                    .file_name()
+                    .is_some_and(|name| name == "libcuda.so.1" || name == "libcuda.so"))
+    });
 }
 
 fn merge(into: &mut ContainerEdits, from: &ContainerEdits) {

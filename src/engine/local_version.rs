@@ -6,21 +6,18 @@
 //! (`$XDG_CACHE_HOME/podlab/podman-version.json`), keyed on the identity of the binary that
 //! gave it: its path, device, inode, size, mtime and ctime. Upgrading podman replaces the file
 //! (a new inode and ctime; package managers rename a new file into place), so the key changes
-//! and podman is asked again; a stale entry is never used. An entry is trusted only from a
-//! regular file owned by the user, in a directory owned by the user, neither writable by
-//! anyone else; anything else, or text that does not parse, is ignored and rewritten.
-//! Writes are atomic (a temporary file renamed into place), so concurrent podlabs never read
-//! half an entry.
+//! and podman is asked again; a stale entry is never used. Entries are trusted and written as
+//! [`private_cache`] says (the user's own private files, atomic writes); one that does not
+//! parse is ignored and rewritten.
 
 use std::fs;
-use std::io::Read as _;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::capabilities::PodmanVersion;
+use crate::host::private_cache;
 
 /// The cache file's name, under `podlab/` in the user's cache directory.
 const CACHE_FILE: &str = "podman-version.json";
@@ -86,9 +83,7 @@ pub fn version_of(binary: &Path, cache: Option<&Path>) -> Option<PodmanVersion> 
 
 /// `$XDG_CACHE_HOME/podlab/podman-version.json`, else under `~/.cache`.
 fn cache_file() -> Option<PathBuf> {
-    crate::host::xdg::cache_home()
-        .ok()
-        .map(|dir| dir.join("podlab").join(CACHE_FILE))
+    private_cache::path(CACHE_FILE)
 }
 
 /// Runs `binary --version`.
@@ -107,49 +102,22 @@ fn ask(binary: &Path) -> Option<PodmanVersion> {
 
 /// The cached version for `key`, when the entry is trustworthy and matches.
 fn cached(cache: &Path, key: &BinaryKey) -> Option<PodmanVersion> {
-    let me = rustix::process::geteuid().as_raw();
-    let private = |meta: &fs::Metadata| meta.uid() == me && meta.permissions().mode() & 0o022 == 0;
-    let dir = fs::symlink_metadata(cache.parent()?).ok()?;
-    if !dir.is_dir() || !private(&dir) {
-        return None;
-    }
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let mut file = fs::File::from(rustix::fs::open(cache, flags, Mode::empty()).ok()?);
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() || !private(&meta) || meta.len() > 4096 {
-        return None;
-    }
-    let mut text = String::new();
-    file.read_to_string(&mut text).ok()?;
-    let entry: Entry = serde_json::from_str(&text).ok()?;
+    let entry: Entry = serde_json::from_str(&private_cache::read(cache)?).ok()?;
     if entry.format != FORMAT || entry.binary != *key {
         return None;
     }
     entry.version.parse().ok()
 }
 
-/// Writes the entry atomically, in a directory only the user may write; failures only cost
-/// the next run a spawn.
+/// Remembers the answer; a failure only costs the next run a spawn.
 fn remember(cache: &Path, binary: BinaryKey, version: PodmanVersion) {
-    let Some(dir) = cache.parent() else { return };
-    if fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .is_err()
-    {
-        return;
-    }
     let entry = Entry {
         format: FORMAT,
         binary,
         version: version.to_string(),
     };
-    let Ok(text) = serde_json::to_string(&entry) else {
-        return;
-    };
-    if let Err(err) = crate::host::atomic::write_file(cache, text.as_bytes(), 0o600) {
-        tracing::debug!("not remembering the podman version: {}", err.message());
+    if let Ok(text) = serde_json::to_string(&entry) {
+        private_cache::write(cache, &text, "the podman version");
     }
 }
 
@@ -157,6 +125,7 @@ fn remember(cache: &Path, binary: BinaryKey, version: PodmanVersion) {
 mod tests {
     use super::*;
     use std::fs::File;
+    use std::os::unix::fs::PermissionsExt;
 
     /// A podman stand-in that records each call and prints `podman version VERSION`.
     struct FakePodman {

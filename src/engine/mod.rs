@@ -9,6 +9,7 @@ pub mod autostart;
 pub mod build_context;
 pub mod frames;
 pub mod http;
+pub mod image_cache;
 pub mod kube;
 pub mod local_version;
 pub mod podman;

@@ -1,5 +1,6 @@
 //! Small helpers for this host's files and terminal, shared by the layers above: atomic
-//! writes and locks ([`atomic`]), the XDG config directory ([`xdg`]), the one YAML writer
+//! writes and locks ([`atomic`]), the XDG config and cache directories ([`xdg`]), what podlab
+//! remembers between runs ([`private_cache`]), the one YAML writer
 //! ([`yaml`]), raw mode and window size of our own terminal ([`terminal`]), and the current
 //! directory, where the project is looked for.
 //!
@@ -8,6 +9,7 @@
 //! its folder names, with these helpers out of the way.
 
 pub mod atomic;
+pub mod private_cache;
 pub mod signals;
 pub mod terminal;
 pub mod xdg;

@@ -56,28 +56,36 @@ pub async fn plan_container<E: Engine>(
         .await
         .map_err(|err| Error::env(format!("GPU discovery did not finish: {err}")))??;
     if !gpus.names.is_empty() && plan::is_cuda_image(&facts.env) {
-        let compat = engine.image_link(image, plan::COMPAT_LIBCUDA).await?;
+        let compat =
+            crate::engine::image_cache::image_link(engine, &facts, image, plan::COMPAT_LIBCUDA)
+                .await?;
         plan::plan_compat(&mut gpus, compat.as_deref(), &facts.env);
     }
     if let plan::GpuMode::Inline(edits) = &mut gpus.mode {
-        // The container's LD_LIBRARY_PATH: the session's, else the GPU plan's, else the image's.
-        let library_path = session
-            .env
-            .get("LD_LIBRARY_PATH")
-            .map(String::as_str)
-            .or_else(|| {
-                gpus.env
-                    .iter()
-                    .find(|(key, _)| key == "LD_LIBRARY_PATH")
-                    .map(|(_, value)| value.as_str())
-            })
-            .or_else(|| {
-                facts
+        // A variable's value in the container: the session's, else the GPU plan's or the
+        // edits', else the image's (the order the create body and Podman apply).
+        let value =
+            |key: &str| {
+                let prefix = format!("{key}=");
+                session
                     .env
-                    .iter()
-                    .find_map(|entry| entry.strip_prefix("LD_LIBRARY_PATH="))
-            });
-        plan::fit_to_container(edits, library_path);
+                    .get(key)
+                    .cloned()
+                    .or_else(|| {
+                        gpus.env
+                            .iter()
+                            .find(|(name, _)| name == key)
+                            .map(|(_, value)| value.clone())
+                    })
+                    .or_else(|| {
+                        edits.env.iter().chain(&facts.env).find_map(|entry| {
+                            entry.strip_prefix(prefix.as_str()).map(str::to_owned)
+                        })
+                    })
+            };
+        let library_path = value("LD_LIBRARY_PATH");
+        let triton_path = value(crate::cdi::generate::TRITON_LIBCUDA_PATH);
+        plan::fit_to_container(edits, library_path.as_deref(), triton_path.as_deref());
     }
     for notice in &gpus.notices {
         tracing::warn!("{}", notice.message);
@@ -514,7 +522,8 @@ mod tests {
 
     /// Issue 12: `podlab run --gpus all` started 1.14x slower than `--gpus none`; most of it
     /// was Podman bind-mounting every library three times. The copies in the directory only
-    /// `LD_LIBRARY_PATH` leads to go only to containers whose `LD_LIBRARY_PATH` names it.
+    /// `LD_LIBRARY_PATH` leads to go only to containers whose `LD_LIBRARY_PATH` names it;
+    /// otherwise that directory keeps just the libcuda names `TRITON_LIBCUDA_PATH` points at.
     #[tokio::test]
     async fn gpu_session_start_mounts_only_the_library_dirs_the_loader_searches() {
         let fixture = crate::gpu::fixtures::debian_like();
@@ -528,17 +537,6 @@ mod tests {
                 .collect(),
             ..session()
         };
-        let dirs_of = |plan: &ContainerPlan| {
-            let plan::GpuMode::Inline(edits) = &plan.gpus.mode else {
-                panic!("expected inline edits, got {:?}", plan.gpus.mode)
-            };
-            edits
-                .mounts
-                .iter()
-                .filter(|mount| mount.container_path.ends_with("/libcuda.so.1"))
-                .map(|mount| mount.container_path.rsplit_once('/').unwrap().0.to_owned())
-                .collect::<Vec<_>>()
-        };
         let image_with = |library_path: Option<&str>| {
             let mut engine = engine();
             for facts in engine.images.values_mut() {
@@ -548,31 +546,48 @@ mod tests {
             }
             engine
         };
-        let multiarch = crate::cdi::generate::container_library_dirs()[0].clone();
-        let plan = plan_container(&image_with(None), &caps, &gpu_session(&[]), MODE)
-            .await
-            .unwrap();
-        assert_eq!(dirs_of(&plan), [multiarch.as_str(), "/usr/lib64"]);
+        // The file names mounted in /usr/local/nvidia/lib64, and in the multiarch directory.
+        let mounted = |engine: FakeEngine, session: Session| async move {
+            let plan = plan_container(&engine, &caps, &session, MODE)
+                .await
+                .unwrap();
+            let plan::GpuMode::Inline(edits) = &plan.gpus.mode else {
+                panic!("expected inline edits, got {:?}", plan.gpus.mode)
+            };
+            let names_in = |dir: &str| {
+                let mut names: Vec<String> = edits
+                    .mounts
+                    .iter()
+                    .filter_map(|m| m.container_path.strip_prefix(&format!("{dir}/")))
+                    .map(str::to_owned)
+                    .collect();
+                names.sort();
+                names
+            };
+            let multiarch = crate::cdi::generate::container_library_dirs()[0].clone();
+            (
+                names_in(crate::cdi::generate::LD_LIBRARY_PATH_DIR),
+                names_in(&multiarch),
+            )
+        };
+        let (nvidia, multiarch) = mounted(image_with(None), gpu_session(&[])).await;
+        assert_eq!(nvidia, ["libcuda.so", "libcuda.so.1"]);
+        assert!(multiarch.len() > 2 && multiarch.contains(&"libnvidia-ml.so.1".to_owned()));
 
-        // A CUDA image's LD_LIBRARY_PATH, or the session's own, brings the third copy back.
+        // A CUDA image's LD_LIBRARY_PATH, or the session's own, brings the whole set back.
         let cuda = Some("/usr/local/nvidia/lib:/usr/local/nvidia/lib64");
-        let plan = plan_container(&image_with(cuda), &caps, &gpu_session(&[]), MODE)
-            .await
-            .unwrap();
-        assert_eq!(
-            dirs_of(&plan),
-            [multiarch.as_str(), "/usr/lib64", "/usr/local/nvidia/lib64"]
-        );
+        let (nvidia, multiarch) = mounted(image_with(cuda), gpu_session(&[])).await;
+        assert_eq!(nvidia, multiarch);
         let session = gpu_session(&[("LD_LIBRARY_PATH", "/usr/local/nvidia/lib64/")]);
-        let plan = plan_container(&image_with(None), &caps, &session, MODE)
-            .await
-            .unwrap();
-        assert_eq!(dirs_of(&plan).len(), 3);
-        let session = gpu_session(&[("LD_LIBRARY_PATH", "/opt/lib")]);
-        let plan = plan_container(&image_with(cuda), &caps, &session, MODE)
-            .await
-            .unwrap();
-        assert_eq!(dirs_of(&plan).len(), 2);
+        let (nvidia, multiarch) = mounted(image_with(None), session).await;
+        assert_eq!(nvidia, multiarch);
+        // The session's values win over the image's.
+        let session = gpu_session(&[
+            ("LD_LIBRARY_PATH", "/opt/lib"),
+            ("TRITON_LIBCUDA_PATH", "/opt/lib"),
+        ]);
+        let (nvidia, _) = mounted(image_with(cuda), session).await;
+        assert!(nvidia.is_empty(), "{nvidia:?}");
     }
 
     #[tokio::test]
