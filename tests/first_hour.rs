@@ -1,0 +1,205 @@
+//! End-to-end: the first hour of a new user (issue 15), as the unprivileged test user
+//! against its own Podman: the scaffold builds on a host with no unqualified-search
+//! registries, and bad names, privileged ports and unreadable files get errors that say what
+//! to do.
+
+#![allow(
+    clippy::expect_used,
+    reason = "test helpers: a failed setup step must fail the test at once"
+)]
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{Run, TestHost, host};
+
+fn podlab(host: &TestHost, project: &Path, args: &[&str]) -> Run {
+    host.podlab(args).cwd(project).output()
+}
+
+fn write_user_file(host: &TestHost, path: &Path, bytes: &[u8]) {
+    fs::write(path, bytes).expect("write file");
+    rustix::fs::chown(
+        path,
+        Some(rustix::fs::Uid::from_raw(host.uid)),
+        Some(rustix::fs::Gid::from_raw(host.gid)),
+    )
+    .expect("chown file");
+}
+
+#[track_caller]
+fn assert_hint(run: &Run, message: &str, hint: &str) {
+    let hint_line = run
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("hint: "))
+        .unwrap_or_default();
+    assert!(
+        run.stderr.contains(message) && hint_line.contains(hint),
+        "want {message:?} and a hint with {hint:?}:\n{}",
+        run.stderr
+    );
+}
+
+/// Issue 15: `podlab init` then `podlab build` failed on stock Debian at
+/// `FROM nvidia/cuda:...`: "short-name did not resolve to an alias". The scaffold names its
+/// base image in full, so the build gets as far as pulling it: with no registry reachable here
+/// that pull fails on the network, not on the name.
+#[test]
+fn scaffold_builds_on_stock_debian_its_first_from_is_pulled_by_full_name() {
+    let Some(host) = host() else { return };
+    let project = host.user_dir("first-hour-init");
+    podlab(host, &project, &["init"]).expect_code(0);
+    let containerfile = fs::read_to_string(project.join("Containerfile")).expect("Containerfile");
+    let base = containerfile
+        .lines()
+        .find_map(|line| line.strip_prefix("ARG BASE_IMAGE="))
+        .expect("an ARG BASE_IMAGE line");
+    assert!(
+        base.starts_with("docker.io/nvidia/cuda:"),
+        "fully qualified: {base}"
+    );
+    let toml = fs::read_to_string(project.join("podlab.toml")).expect("podlab.toml");
+    for line in toml.lines().filter(|line| line.contains("image =")) {
+        assert!(line.contains("nvcr.io/"), "fully qualified: {line}");
+    }
+
+    let build = podlab(host, &project, &["build"]);
+    assert!(
+        !build.stderr.contains("short-name"),
+        "a name error:\n{}",
+        build.stderr
+    );
+    assert!(
+        build.stderr.contains("FROM"),
+        "the build reached FROM:\n{}",
+        build.stderr
+    );
+    assert!(
+        build.stderr.contains("registry-1.docker.io")
+            || build.stderr.contains("pinging container registry"),
+        "the pull of the base image reached for Docker Hub:\n{}",
+        build.stderr
+    );
+    build.expect_code(2);
+    assert_hint(&build, "error: build failed: ", "network");
+    assert!(build.stdout.is_empty(), "{}", build.stdout);
+
+    // Issue 15: --pull-unit on a built image was ignored without a word.
+    let units = host.user_dir("first-hour-units");
+    let units_arg = units.display().to_string();
+    let generate = podlab(
+        host,
+        &project,
+        &["quadlet", "generate", "--pull-unit", "-o", &units_arg],
+    );
+    generate.expect_code(0);
+    assert!(
+        generate.stderr.contains("--pull-unit pulls a named image"),
+        "{}",
+        generate.stderr
+    );
+}
+
+/// Issue 15: a short name of the user's own that no registry resolves gets the name to write.
+#[test]
+fn a_short_name_that_does_not_resolve_is_told_its_full_name() {
+    let Some(host) = host() else { return };
+    let project = host.user_dir("first-hour-short");
+    write_user_file(
+        host,
+        &project.join("Containerfile"),
+        b"FROM nvidia/cuda:12.4.1-base-ubuntu22.04\n",
+    );
+    let build = podlab(host, &project, &["build", "--file", "Containerfile"]);
+    build.expect_code(1);
+    assert_hint(
+        &build,
+        "short-name",
+        "docker.io/nvidia/cuda:12.4.1-base-ubuntu22.04",
+    );
+}
+
+/// Issue 15: `podlab pull UPPER/Case` exited 2 with a network hint, and `run --image
+/// UPPER/Case` said "pull it first": the name itself is bad, exit 1 with the naming rule.
+#[test]
+fn an_uppercase_image_name_is_a_bad_reference_not_a_network_error() {
+    let Some(host) = host() else { return };
+    let project = host.user_dir("first-hour-upper");
+    for args in [
+        &["pull", "UPPER/Case"][..],
+        &["run", "--image", "UPPER/Case", "--", "true"][..],
+    ] {
+        let run = podlab(host, &project, args);
+        run.expect_code(1);
+        assert!(
+            run.stderr.contains("must be lowercase"),
+            "{args:?}:\n{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("[REGISTRY[:PORT]/]PATH[:TAG]"),
+            "the naming rule, {args:?}:\n{}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("pull it first") && !run.stderr.contains("network"),
+            "{args:?}:\n{}",
+            run.stderr
+        );
+    }
+}
+
+/// Issue 15: `-p 80:80` failed with "run with -v"; rootless Podman cannot bind below
+/// `net.ipv4.ip_unprivileged_port_start`, and the hint says so.
+#[test]
+fn a_privileged_host_port_names_the_sysctl_and_a_higher_port() {
+    let Some(host) = host() else { return };
+    let start: u16 = fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .expect("read the sysctl")
+        .trim()
+        .parse()
+        .expect("a port number");
+    if start <= 80 {
+        eprintln!("port 80 is unprivileged on this host: nothing to check");
+        return;
+    }
+    let project = host.user_dir("first-hour-port");
+    let run = podlab(
+        host,
+        &project,
+        &[
+            "run",
+            "--image",
+            &host.image,
+            "--gpus",
+            "none",
+            "-p",
+            "80:80",
+            "--",
+            "true",
+        ],
+    );
+    run.expect_code(2);
+    // Podman reports it on attach (run attaches before it starts) or on start.
+    assert_hint(&run, "port 80", "net.ipv4.ip_unprivileged_port_start");
+    assert!(run.stderr.contains("above 1024"), "{}", run.stderr);
+}
+
+/// Issue 15: a podlab.toml in Latin-1 got "check that the file is readable".
+#[test]
+fn a_podlab_toml_that_is_not_utf8_is_called_so() {
+    let Some(host) = host() else { return };
+    let project = host.user_dir("first-hour-latin1");
+    write_user_file(
+        host,
+        &project.join("podlab.toml"),
+        b"# caf\xe9\ngpus = \"none\"\n",
+    );
+    let config = podlab(host, &project, &["config"]);
+    config.expect_code(1);
+    assert_hint(&config, "podlab.toml is not UTF-8 text", "UTF-8");
+    assert!(!config.stderr.contains("readable"), "{}", config.stderr);
+}
