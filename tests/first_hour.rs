@@ -203,3 +203,34 @@ fn a_podlab_toml_that_is_not_utf8_is_called_so() {
     assert_hint(&config, "podlab.toml is not UTF-8 text", "UTF-8");
     assert!(!config.stderr.contains("readable"), "{}", config.stderr);
 }
+
+/// Issue 15: WARN lines carried ANSI colour escapes when stderr was redirected to a file.
+/// Redirected, the log is plain text; on a terminal (a pty from `script`) it keeps colour.
+#[test]
+fn logs_have_no_colour_escapes_when_stderr_is_not_a_terminal() {
+    let Some(host) = host() else { return };
+    let project = host.user_dir("first-hour-ansi");
+    let redirected = podlab(host, &project, &["-vv", "version"]);
+    redirected.expect_code(0);
+    assert!(
+        redirected.stderr.contains("DEBUG"),
+        "log lines: {}",
+        redirected.stderr
+    );
+    assert!(
+        !redirected.stderr.contains('\x1b'),
+        "escapes in redirected stderr: {:?}",
+        redirected.stderr
+    );
+    let command = format!("{} -vv version", host.podlab.display());
+    let terminal = host
+        .command("script", &["-qefc", &command, "/dev/null"])
+        .cwd(&project)
+        .output();
+    terminal.expect_code(0);
+    assert!(
+        terminal.stdout.contains("DEBUG") && terminal.stdout.contains("\x1b["),
+        "colour on a terminal: {:?}",
+        terminal.stdout
+    );
+}

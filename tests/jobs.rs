@@ -330,6 +330,8 @@ fn two_detached_jobs_then_ps_logs_exec_stop_and_rm() {
     let rows = rows.as_array().expect("array");
     assert_eq!(rows.len(), 2, "{rows:#?}");
     for row in rows {
+        // Issue 15: the shape README.md documents.
+        assert_eq!(common::json_keys(row), common::readme_json_keys("ps"));
         assert_eq!(row["project"], name.as_str());
         assert_eq!(row["kind"], "run");
         assert_eq!(row["gpus"], "none");

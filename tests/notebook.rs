@@ -187,6 +187,29 @@ fn install_args<'a>(name: &'a str, image: &'a str, port: &'a str) -> Vec<&'a str
     ]
 }
 
+/// Issue 15: `--json` on every listing, in the shape README.md documents (the notebook runs
+/// and is healthy).
+#[allow(
+    clippy::indexing_slicing,
+    clippy::expect_used,
+    reason = "a test step: a missing key or value fails the test"
+)]
+fn status_as_json_in_the_readme_shape(scratch: &Scratch<'_>, name: &str, port: &str) {
+    let json = scratch
+        .podlab(&["notebook", "status", "--json", name])
+        .expect_code(0)
+        .json();
+    assert_eq!(
+        common::json_keys(&json),
+        common::readme_json_keys("notebook status")
+    );
+    assert_eq!(json["name"], name);
+    assert_eq!(json["container"], "running");
+    assert_eq!(json["health"], "healthy");
+    assert_eq!(json["edited"], false);
+    assert_eq!(json["url"], format!("http://127.0.0.1:{port}/lab"));
+}
+
 #[test]
 fn a_notebook_answers_with_its_secret_token_and_is_removed_whole() {
     let Some(host) = host() else { return };
@@ -246,6 +269,7 @@ fn a_notebook_answers_with_its_secret_token_and_is_removed_whole() {
         "{}",
         status.stdout
     );
+    status_as_json_in_the_readme_shape(&scratch, &name, &port);
 
     let url = scratch.podlab(&["notebook", "url", &name]);
     url.expect_code(0);

@@ -218,6 +218,8 @@ fn init_logging(global: &GlobalArgs) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
+        // Colour only for a person: redirected logs carry no escape sequences.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // A log line after the terminal hung up must not panic podlab mid-cleanup.
         .log_internal_errors(false)
         .init();

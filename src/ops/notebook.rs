@@ -384,46 +384,68 @@ fn service_state(service: &str) -> String {
 }
 
 /// The lines of `podlab notebook status`.
-async fn status_text<E: Engine>(
+/// What `podlab notebook status` reports; as JSON, `{name, unit, edited, service,
+/// container, health, url}` (`service` is null where no systemd user instance runs,
+/// `container` and `health` null when there is no container or no health check).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Status {
+    pub name: String,
+    pub unit: PathBuf,
+    /// The unit was edited since podlab wrote it.
+    pub edited: bool,
+    /// systemd's `ActiveState` of the service.
+    pub service: Option<String>,
+    /// Podman's state of the container.
+    pub container: Option<String>,
+    pub health: Option<String>,
+    /// The URL without its token (`podlab notebook url` prints it with).
+    pub url: String,
+}
+
+impl Status {
+    /// The lines of `podlab notebook status`.
+    pub fn text(&self) -> String {
+        let none = || "none".to_owned();
+        format!(
+            "notebook:  {}\nunit:      {}{}\nservice:   {}\ncontainer: {}\nhealth:    {}\nurl:       {}\n",
+            self.name,
+            self.unit.display(),
+            if self.edited { " (edited)" } else { "" },
+            self.service
+                .clone()
+                .unwrap_or_else(|| "unknown (no systemd user instance runs here)".to_owned()),
+            self.container.clone().unwrap_or_else(none),
+            self.health.clone().unwrap_or_else(none),
+            self.url
+        )
+    }
+}
+
+async fn status_of<E: Engine>(
     engine: &E,
     notebook: &Installed,
     service: Option<String>,
-) -> Result<String> {
+) -> Result<Status> {
     let facts = container(engine, &notebook.name).await?;
-    let mut out = String::new();
-    let _ = writeln!(out, "notebook:  {}", notebook.name);
-    let edited = if origin(&notebook.text) == Origin::Edited {
-        " (edited)"
-    } else {
-        ""
-    };
-    let _ = writeln!(out, "unit:      {}{edited}", notebook.unit.display());
-    let _ = writeln!(
-        out,
-        "service:   {}",
-        service.unwrap_or_else(|| "unknown (no systemd user instance runs here)".to_owned())
-    );
-    let (state, health) = match &facts {
-        Some(facts) => (
-            facts.state.clone(),
-            facts.health.clone().unwrap_or_else(|| "none".to_owned()),
-        ),
-        None => ("none".to_owned(), "none".to_owned()),
-    };
-    let _ = writeln!(out, "container: {state}");
-    let _ = writeln!(out, "health:    {health}");
-    let _ = writeln!(out, "url:       {}", notebook.base_url()?);
-    Ok(out)
+    Ok(Status {
+        name: notebook.name.clone(),
+        unit: notebook.unit.clone(),
+        edited: origin(&notebook.text) == Origin::Edited,
+        service,
+        container: facts.as_ref().map(|facts| facts.state.clone()),
+        health: facts.and_then(|facts| facts.health),
+        url: notebook.base_url()?,
+    })
 }
 
-/// The lines of `podlab notebook status` for notebook `name` (or the only one installed).
-pub async fn status(name: Option<&str>, connect: &ConnectOptions) -> Result<String> {
+/// The status of notebook `name` (or the only one installed).
+pub async fn status(name: Option<&str>, connect: &ConnectOptions) -> Result<Status> {
     let dir = units::unit_dir()?;
     let notebook = installed(&dir, &notebook_name(&dir, name)?)?;
     let service = units::systemd_user_instance()
         .then(|| service_state(&format!("{}.service", notebook.name)));
     let connected = engine::connect(connect).await?;
-    status_text(&connected.engine, &notebook, service).await
+    status_of(&connected.engine, &notebook, service).await
 }
 
 /// Copies the output of notebook `name` (or the only one installed): its stdout to
@@ -702,7 +724,10 @@ mod tests {
                 ..ContainerFacts::default()
             },
         );
-        let text = status_text(&engine, &notebook, None).await.unwrap();
+        let status = status_of(&engine, &notebook, None).await.unwrap();
+        assert_eq!(status.container.as_deref(), Some("running"));
+        assert!(!status.edited);
+        let text = status.text();
         assert!(
             text.contains("container: running\nhealth:    healthy\n"),
             "{text}"
