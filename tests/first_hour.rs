@@ -234,3 +234,84 @@ fn logs_have_no_colour_escapes_when_stderr_is_not_a_terminal() {
         terminal.stdout
     );
 }
+
+/// Puts the user's socket and containers.conf back and stops podlab's private service, even
+/// when an assertion fails, so other tests keep working.
+struct Restore {
+    host: &'static TestHost,
+    conf: std::path::PathBuf,
+    text: Vec<u8>,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = fs::write(&self.conf, &self.text);
+        stop_private_service(self.host);
+        self.host.start_user_socket();
+    }
+}
+
+fn stop_private_service(host: &TestHost) {
+    let dir = host.runtime_dir.join("podlab");
+    if let Ok(pid) = fs::read_to_string(dir.join("service.pid")) {
+        let _ = std::process::Command::new("kill")
+            .arg(pid.trim())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    common::wait_for("the private service to stop", || {
+        !common::ping(&dir.join("podman.sock"))
+    });
+}
+
+/// The pid `podlab version --json` reports for the private service it started, if it did.
+#[allow(clippy::indexing_slicing, reason = "a missing key reads as null")]
+fn started_pid(run: &Run) -> Option<u64> {
+    let report = run.json();
+    assert_eq!(report["connection"]["origin"], "podlab-service");
+    report["connection"]["started_pid"].as_u64()
+}
+
+/// Issue 15: after following doctor's hint (runtime = "runc" in
+/// ~/.config/containers/containers.conf), the next podlab run still met the old setting: its
+/// private service had started before the edit. A changed containers.conf restarts
+/// podlab's own service, said on stderr; an unchanged one reuses it.
+#[test]
+fn a_changed_containers_conf_restarts_podlabs_own_service() {
+    let Some(host) = host() else { return };
+    let _socket = common::exclusive_socket();
+    let conf = host.home.join(".config/containers/containers.conf");
+    let text = fs::read(&conf).expect("the test user's containers.conf");
+    stop_private_service(host);
+    host.stop_user_socket();
+    let _restore = Restore {
+        host,
+        conf: conf.clone(),
+        text: text.clone(),
+    };
+
+    let first = host.podlab(&["version", "--json"]).output();
+    let first_pid = started_pid(first.expect_code(0)).expect("podlab started its service");
+
+    let mut edited = text.clone();
+    edited.extend_from_slice(b"\n# podlab e2e: a setting changed after the service started\n");
+    fs::write(&conf, &edited).expect("edit containers.conf");
+    let second = host.podlab(&["version", "--json"]).output();
+    let second_pid = started_pid(second.expect_code(0)).expect("a restarted service");
+    assert_ne!(first_pid, second_pid);
+    assert!(
+        second.stderr.contains(&format!(
+            "podlab's podman service started before {} changed: restarting it",
+            conf.display()
+        )),
+        "{}",
+        second.stderr
+    );
+    common::wait_for("the old service to exit", || {
+        !Path::new(&format!("/proc/{first_pid}")).exists()
+    });
+
+    let third = host.podlab(&["version", "--json"]).output();
+    assert_eq!(started_pid(third.expect_code(0)), None, "reused");
+    assert!(!third.stderr.contains("restarting"), "{}", third.stderr);
+}
