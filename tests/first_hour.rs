@@ -315,3 +315,39 @@ fn a_changed_containers_conf_restarts_podlabs_own_service() {
     assert_eq!(started_pid(third.expect_code(0)), None, "reused");
     assert!(!third.stderr.contains("restarting"), "{}", third.stderr);
 }
+
+/// Issue 15: `cdi generate -o DIR/FILE` treated any directory as a CDI directory: another
+/// spec for the same kind in a directory Podman never reads refused the write. Only the
+/// target Podman's CDI directories have the one-spec-per-kind rule.
+#[test]
+fn cdi_generate_into_a_directory_podman_never_reads_ignores_other_specs_there() {
+    let Some(host) = host() else { return };
+    let dir = host.user_dir("first-hour-cdi-out");
+    let root = host.nvidia_root.display().to_string();
+    let generate = |file: &str| {
+        let out = dir.join(file).display().to_string();
+        host.podlab(&[
+            "cdi",
+            "generate",
+            "--driver-root",
+            &root,
+            "--podman-version",
+            "5.4.2",
+            "-o",
+            &out,
+        ])
+        .output()
+    };
+    generate("first.yaml").expect_code(0);
+    let second = generate("second.yaml");
+    second.expect_code(0);
+    assert!(
+        !second.stderr.contains("already defines"),
+        "{}",
+        second.stderr
+    );
+    for file in ["first.yaml", "second.yaml"] {
+        let text = fs::read_to_string(dir.join(file)).expect("spec written");
+        assert!(text.contains("kind: nvidia.com/gpu"), "{file}: {text}");
+    }
+}

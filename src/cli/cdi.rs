@@ -150,7 +150,8 @@ async fn generate(args: GenerateArgs, url: Option<String>) -> Result<u8> {
         None => print_result(&text)?,
         Some(path) if path == Path::new("-") => print_result(&text)?,
         Some(path) => {
-            let written = write_spec(path, &text, &options.kind, args.force).await?;
+            let podman_dirs = cdi::spec_dirs(caps);
+            let written = write_spec(path, &text, &options.kind, args.force, &podman_dirs).await?;
             tracing::info!("{}: {written:?}", path.display());
         }
     }

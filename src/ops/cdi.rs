@@ -132,7 +132,14 @@ pub async fn install(
     let (text, warnings) = freshness::generate_document(roots, options)?;
     report_warnings(&warnings);
     let path = dir.join(SPEC_FILE);
-    let written = write_spec(&path, &text, &options.kind, force).await?;
+    let written = write_spec(
+        &path,
+        &text,
+        &options.kind,
+        force,
+        std::slice::from_ref(&dir),
+    )
+    .await?;
     let mut out = format!(
         "{}: {}\n",
         path.display(),
@@ -293,10 +300,7 @@ fn refresh(status: &SpecStatus, max_version: Option<CdiVersion>) -> Result<()> {
 /// The CDI devices in the specs the target Podman (`caps`) reads, sorted by name; specs
 /// Podman would reject are skipped with a warning.
 pub fn devices(caps: Option<Capabilities>) -> Result<Vec<Device>> {
-    let dirs = caps.map_or_else(
-        || DEFAULT_DIRS.iter().map(PathBuf::from).collect(),
-        |caps| store::podman_spec_dirs(&caps),
-    );
+    let dirs = spec_dirs(caps);
     let mut devices: Vec<Device> = Vec::new();
     for dir in &dirs {
         for file in spec_files(dir) {
@@ -324,6 +328,14 @@ pub fn devices(caps: Option<Capabilities>) -> Result<Vec<Device>> {
         tracing::warn!("no CDI devices in {}", display_dirs(&dirs));
     }
     Ok(devices)
+}
+
+/// The directories the target Podman (`caps`, else any) reads CDI specs from.
+pub fn spec_dirs(caps: Option<Capabilities>) -> Vec<PathBuf> {
+    caps.map_or_else(
+        || DEFAULT_DIRS.iter().map(PathBuf::from).collect(),
+        |caps| store::podman_spec_dirs(&caps),
+    )
 }
 
 /// The directories, comma-separated, for messages.
