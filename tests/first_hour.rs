@@ -351,3 +351,60 @@ fn cdi_generate_into_a_directory_podman_never_reads_ignores_other_specs_there() 
         assert!(text.contains("kind: nvidia.com/gpu"), "{file}: {text}");
     }
 }
+
+/// Issue 15: `kube generate --target kubernetes` needed a running Podman only to look at the
+/// image's user. With no socket it starts no service, writes the YAML, and says on stderr
+/// what it assumed.
+#[test]
+fn kube_for_a_cluster_needs_no_podman_and_says_what_it_assumed() {
+    let Some(host) = host() else { return };
+    let _socket = common::exclusive_socket();
+    let conf = host.home.join(".config/containers/containers.conf");
+    let text = fs::read(&conf).expect("the test user's containers.conf");
+    stop_private_service(host);
+    host.stop_user_socket();
+    let _restore = Restore { host, conf, text };
+    let project = host.user_dir("first-hour-kube");
+    let args = [
+        "kube",
+        "generate",
+        "--target",
+        "kubernetes",
+        "--image",
+        "docker.io/library/busybox:1",
+        "--gpus",
+        "none",
+        "--",
+        "true",
+    ];
+    let run = podlab(host, &project, &args);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("kind: Pod")
+            && run.stdout.contains("image: docker.io/library/busybox:1"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("runAsUser"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("no podman socket answers, and --target kubernetes starts none")
+            && run.stderr.contains("the pod runs as the image's own user"),
+        "{}",
+        run.stderr
+    );
+    let private = host.runtime_dir.join("podlab/podman.sock");
+    assert!(!common::ping(&private), "a service was started");
+
+    // --user-map names the user: the YAML carries it and stderr says where it came from.
+    let mapped: Vec<&str> = args
+        .iter()
+        .copied()
+        .take(8)
+        .chain(["--user-map", "1000:1000", "--", "true"])
+        .collect();
+    let run = podlab(host, &project, &mapped);
+    run.expect_code(0);
+    assert!(run.stdout.contains("runAsUser: 1000"), "{}", run.stdout);
+    assert!(run.stderr.contains("from --user-map"), "{}", run.stderr);
+}
