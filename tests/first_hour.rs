@@ -408,3 +408,57 @@ fn kube_for_a_cluster_needs_no_podman_and_says_what_it_assumed() {
     assert!(run.stdout.contains("runAsUser: 1000"), "{}", run.stdout);
     assert!(run.stderr.contains("from --user-map"), "{}", run.stderr);
 }
+
+/// Issue 15: shell completions and a manual page, generated from the clap definitions. The
+/// bash script parses (`bash -n`) and completes flags of deferred subcommands; the pages
+/// pass groff with every warning on.
+#[test]
+fn completions_and_manual_pages_come_from_the_command_line_definitions() {
+    let Some(host) = host() else { return };
+    let project = host.user_dir("first-hour-docs");
+    let bash = podlab(host, &project, &["completions", "bash"]);
+    bash.expect_code(0);
+    for needle in [
+        "_podlab()",
+        "complete -F _podlab",
+        "--driver-root",
+        "notebook",
+    ] {
+        assert!(bash.stdout.contains(needle), "{needle} missing");
+    }
+    let script = project.join("podlab.bash");
+    write_user_file(host, &script, bash.stdout.as_bytes());
+    let script_arg = script.display().to_string();
+    host.command("bash", &["-n", &script_arg])
+        .output()
+        .expect_code(0);
+    for shell in ["zsh", "fish"] {
+        let run = podlab(host, &project, &["completions", shell]);
+        assert!(
+            run.expect_code(0).stdout.contains("podlab"),
+            "{shell}: {}",
+            run.stdout
+        );
+    }
+    podlab(host, &project, &["completions", "tcsh"]).expect_code(1);
+
+    for (args, title) in [
+        (&["man"][..], ".TH podlab 1"),
+        (&["man", "cdi", "generate"][..], ".TH podlab-cdi-generate 1"),
+    ] {
+        let page = podlab(host, &project, args);
+        page.expect_code(0);
+        assert!(page.stdout.contains(title), "{args:?}: {}", page.stdout);
+        let file = project.join("page.1");
+        write_user_file(host, &file, page.stdout.as_bytes());
+        let file_arg = file.display().to_string();
+        let groff = host
+            .command("groff", &["-man", "-ww", "-z", &file_arg])
+            .output();
+        groff.expect_code(0);
+        assert!(groff.stderr.is_empty(), "{args:?}: {}", groff.stderr);
+    }
+    let unknown = podlab(host, &project, &["man", "nope"]);
+    unknown.expect_code(1);
+    assert_hint(&unknown, "podlab has no subcommand nope", "podlab --help");
+}
