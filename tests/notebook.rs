@@ -335,9 +335,19 @@ fn taken_names_busy_ports_and_bad_names_change_nothing() {
     );
     let scratch = Scratch::new(host, "notebook-bad", &[&first, &squatted, &busy]);
     let port = free_port().to_string();
-    scratch
-        .podlab(&install_args(&first, &host.image, &port))
-        .expect_code(0);
+    // Issue 15: -p for JupyterLab's port was dropped without a word.
+    let mut first_args = install_args(&first, &host.image, &port);
+    let at = first_args.len() - 4;
+    first_args.splice(at..at, ["-p", "9999:8888"]);
+    let installed = scratch.podlab(&first_args);
+    installed.expect_code(0);
+    assert!(
+        installed
+            .stderr
+            .contains("127.0.0.1:9999:8888/tcp from -p or podlab.toml is not used"),
+        "{}",
+        installed.stderr
+    );
     let unit = scratch.unit_dir().join(format!("{first}.container"));
     let text = fs::read_to_string(&unit).expect("the unit");
     let url = scratch.podlab(&["notebook", "url", &first]);
@@ -378,6 +388,12 @@ fn taken_names_busy_ports_and_bad_names_change_nothing() {
     refuse(
         &install_args(&squatted, &host.image, &other_port),
         &format!("the podman secret {secret} exists"),
+    );
+
+    // Issue 15: the port of another notebook, installed but not running.
+    refuse(
+        &install_args(&busy, &host.image, &port),
+        &format!("port {port} is taken by notebook {first}"),
     );
 
     // A port in use: no secret is left behind either.
