@@ -50,6 +50,7 @@ fn assert_hint(run: &Run, message: &str, hint: &str) {
 #[test]
 fn scaffold_builds_on_stock_debian_its_first_from_is_pulled_by_full_name() {
     let Some(host) = host() else { return };
+    let _socket = common::shared_socket();
     let project = host.user_dir("first-hour-init");
     podlab(host, &project, &["init"]).expect_code(0);
     let containerfile = fs::read_to_string(project.join("Containerfile")).expect("Containerfile");
@@ -107,6 +108,7 @@ fn scaffold_builds_on_stock_debian_its_first_from_is_pulled_by_full_name() {
 #[test]
 fn a_short_name_that_does_not_resolve_is_told_its_full_name() {
     let Some(host) = host() else { return };
+    let _socket = common::shared_socket();
     let project = host.user_dir("first-hour-short");
     write_user_file(
         host,
@@ -127,6 +129,7 @@ fn a_short_name_that_does_not_resolve_is_told_its_full_name() {
 #[test]
 fn an_uppercase_image_name_is_a_bad_reference_not_a_network_error() {
     let Some(host) = host() else { return };
+    let _socket = common::shared_socket();
     let project = host.user_dir("first-hour-upper");
     for args in [
         &["pull", "UPPER/Case"][..],
@@ -157,6 +160,7 @@ fn an_uppercase_image_name_is_a_bad_reference_not_a_network_error() {
 #[test]
 fn a_privileged_host_port_names_the_sysctl_and_a_higher_port() {
     let Some(host) = host() else { return };
+    let _socket = common::shared_socket();
     let start: u16 = fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
         .expect("read the sysctl")
         .trim()
@@ -209,6 +213,7 @@ fn a_podlab_toml_that_is_not_utf8_is_called_so() {
 #[test]
 fn logs_have_no_colour_escapes_when_stderr_is_not_a_terminal() {
     let Some(host) = host() else { return };
+    let _socket = common::shared_socket();
     let project = host.user_dir("first-hour-ansi");
     let redirected = podlab(host, &project, &["-vv", "version"]);
     redirected.expect_code(0);
@@ -461,4 +466,63 @@ fn completions_and_manual_pages_come_from_the_command_line_definitions() {
     let unknown = podlab(host, &project, &["man", "nope"]);
     unknown.expect_code(1);
     assert_hint(&unknown, "podlab has no subcommand nope", "podlab --help");
+}
+
+/// Issue 15: progress that looks like progress. On a terminal (a pty from `script`) a build
+/// shows a live status line (spinner, elapsed time, the current step) under its output and a
+/// closing line; redirected, only the output lines, with no escape sequences.
+#[test]
+fn build_progress_is_a_status_line_on_a_terminal_and_plain_lines_otherwise() {
+    let Some(host) = host() else { return };
+    let _socket = common::shared_socket();
+    let project = host.user_dir("first-hour-progress");
+    let tag = format!(
+        "localhost/podlab-e2e-progress-{}:latest",
+        std::process::id()
+    );
+    write_user_file(
+        host,
+        &project.join("Containerfile"),
+        format!("FROM {}\nRUN sleep 1\n", host.image).as_bytes(),
+    );
+    let _cleanup = common::ContainerGuard {
+        host,
+        names: Vec::new(),
+    };
+    let redirected = podlab(
+        host,
+        &project,
+        &["build", "--file", "Containerfile", "--tag", &tag],
+    );
+    redirected.expect_code(0);
+    assert!(
+        redirected.stderr.contains("STEP 2/2: RUN sleep 1"),
+        "{}",
+        redirected.stderr
+    );
+    assert!(
+        !redirected.stderr.contains('\x1b') && !redirected.stderr.contains("✔ built"),
+        "{:?}",
+        redirected.stderr
+    );
+
+    let command = format!(
+        "stty cols 100 rows 30; {} build --no-cache --file Containerfile --tag {tag}",
+        host.podlab.display()
+    );
+    let terminal = host
+        .command("script", &["-qefc", &command, "/dev/null"])
+        .cwd(&project)
+        .env("TERM", "xterm")
+        .output();
+    let _ = host.command("podman", &["rmi", "-f", &tag]).output();
+    terminal.expect_code(0);
+    assert!(
+        terminal.stdout.contains(&format!("building {tag}"))
+            && terminal.stdout.contains("STEP 2/2: RUN sleep 1")
+            && terminal.stdout.contains(&format!("✔ built {tag} in "))
+            && terminal.stdout.contains("\x1b["),
+        "{:?}",
+        terminal.stdout
+    );
 }

@@ -1,8 +1,8 @@
 //! Small helpers for this host's files and terminal, shared by the layers above: atomic
 //! writes and locks ([`atomic`]), the XDG config directory ([`xdg`]), the one YAML writer
 //! ([`yaml`]), raw mode and window size of our own terminal ([`terminal`]), the log on stderr
-//! ([`logging`]), the result on stdout ([`stdout`]), and the current directory, where the
-//! project is looked for.
+//! ([`logging`]), progress on stderr ([`progress`]), the result on stdout ([`stdout`]), and
+//! the current directory, where the project is looked for.
 //!
 //! They know nothing of Podman, GPUs or sessions: the Podman socket is [`crate::engine`]'s and
 //! the NVIDIA driver [`crate::gpu`]'s. They sit together so that `src/` shows the data flow in
@@ -10,6 +10,7 @@
 
 pub mod atomic;
 pub mod logging;
+pub mod progress;
 pub mod signals;
 pub mod stdout;
 pub mod terminal;
