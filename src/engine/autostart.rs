@@ -10,7 +10,7 @@
 //! starts: a user who follows a hint (`runtime = "runc"`) and runs podlab again within the
 //! idle time would meet the old settings. So the service's start records what those files
 //! held (`service.config`: each path with the SHA-256 of its contents, or `absent`), and a
-//! later run that finds them changed stops that service (its pid file names it, and its
+//! later run that finds those same files changed stops that service (its pid file names it, and its
 //! command line must name podlab's socket: never the user's own service) and starts a new
 //! one, saying so on stderr.
 
@@ -90,11 +90,9 @@ pub fn stop_private_service(runtime_dir: &Path) -> bool {
 pub async fn ensure_service(paths: &ServicePaths) -> Result<Started> {
     create_private_dir(&paths.dir)?;
     let _lock = crate::host::atomic::lock(&paths.lock, START_TIMEOUT).await?;
-    let files = config_files(&|key| std::env::var_os(key));
-    let config = config_fingerprint(&files);
     if let Probe::Alive { api_version } = ping(&paths.socket).await? {
         let changed = fs::read_to_string(&paths.config)
-            .map(|recorded| changed_files(&recorded, &config))
+            .map(|recorded| changed_since(&recorded))
             .unwrap_or_default();
         if changed.is_empty() {
             tracing::debug!(socket = %paths.socket.display(), "reusing podlab's private podman service");
@@ -152,7 +150,8 @@ pub async fn ensure_service(paths: &ServicePaths) -> Result<Started> {
     })?;
     let pid = child.id();
     crate::host::atomic::write_file(&paths.pid, format!("{pid}\n").as_bytes(), 0o644)?;
-    crate::host::atomic::write_file(&paths.config, config.as_bytes(), 0o644)?;
+    let files = config_files(&|key| std::env::var_os(key));
+    crate::host::atomic::write_file(&paths.config, record(&files).as_bytes(), 0o644)?;
 
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -270,6 +269,29 @@ fn config_fingerprint(files: &[PathBuf]) -> String {
         let _ = writeln!(out, "{} {state}", path.display());
     }
     out
+}
+
+/// What `service.config` holds: the files the service's environment named (a `files` line,
+/// tab-separated), then their fingerprint. A later run checks those files, not the ones its
+/// own environment would name: the service read what its starter's environment said.
+fn record(files: &[PathBuf]) -> String {
+    let names: Vec<String> = files
+        .iter()
+        .map(|file| file.display().to_string())
+        .collect();
+    format!("files\t{}\n{}", names.join("\t"), config_fingerprint(files))
+}
+
+/// The files of a record that changed since it was written.
+fn changed_since(recorded: &str) -> Vec<String> {
+    let Some((first, fingerprint)) = recorded.split_once('\n') else {
+        return Vec::new();
+    };
+    let Some(names) = first.strip_prefix("files\t") else {
+        return Vec::new();
+    };
+    let files: Vec<PathBuf> = names.split('\t').map(PathBuf::from).collect();
+    changed_files(fingerprint, &config_fingerprint(&files))
 }
 
 /// The files whose line differs between two fingerprints.
@@ -438,12 +460,16 @@ mod tests {
         let before = config_fingerprint(&files);
         assert!(before.contains(" absent\n"), "{before}");
         assert!(changed_files(&before, &config_fingerprint(&files)).is_empty());
+        let recorded = record(&files);
+        assert!(changed_since(&recorded).is_empty());
         fs::write(&conf, "[engine]\nruntime = \"runc\"\n").unwrap();
         let written = config_fingerprint(&files);
         assert_eq!(
             changed_files(&before, &written),
             [conf.display().to_string()]
         );
+        // The recorded files are checked, whatever this process's environment would name.
+        assert_eq!(changed_since(&recorded), [conf.display().to_string()]);
         fs::create_dir(&drop_in).unwrap();
         fs::write(drop_in.join("10-gpu.conf"), "").unwrap();
         let changed = changed_files(&written, &config_fingerprint(&files));
