@@ -35,6 +35,48 @@ fn install_system_spec(host: &TestHost) {
     assert!(run.stdout.contains(SYSTEM_SPEC), "{}", run.stdout);
 }
 
+/// Issue 15: `--json` on every listing, in the shape README.md documents (the system spec is
+/// installed and fresh).
+#[allow(
+    clippy::indexing_slicing,
+    clippy::expect_used,
+    reason = "a test step: a missing key or value fails the test"
+)]
+fn listings_as_json_in_the_readme_shape(host: &TestHost) {
+    let listed = host.podlab(&["cdi", "list", "--json"]).output();
+    let devices = listed.expect_code(0).json();
+    let all = devices
+        .as_array()
+        .expect("an array")
+        .iter()
+        .find(|device| device["name"] == "nvidia.com/gpu=all")
+        .expect("the all device");
+    assert_eq!(common::json_keys(all), common::readme_json_keys("cdi list"));
+    assert_eq!(all["kind"], "nvidia.com/gpu");
+    assert_eq!(all["device"], "all");
+    assert_eq!(all["spec"], SYSTEM_SPEC);
+    let statuses = host.podlab(&["cdi", "status", "--json"]).output();
+    let statuses = statuses.expect_code(0).json();
+    let system = statuses
+        .as_array()
+        .expect("an array")
+        .iter()
+        .find(|spec| spec["path"] == SYSTEM_SPEC)
+        .expect("the system spec");
+    // `reason` is there only while a spec is stale.
+    assert_eq!(
+        common::json_keys(system),
+        common::readme_json_keys("cdi status")
+            .into_iter()
+            .filter(|key| key != "reason")
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(system["state"], "fresh");
+    assert_eq!(system["driver_version"], host.nvidia_version.as_str());
+    assert_eq!(system["refreshed"], false);
+    assert!(system["stale"].is_null(), "{system}");
+}
+
 #[test]
 fn system_spec_gives_rootless_containers_the_gpu_nodes_and_hook_free_libraries() {
     let Some(host) = host() else { return };
@@ -67,6 +109,7 @@ fn system_spec_gives_rootless_containers_the_gpu_nodes_and_hook_free_libraries()
         "{}",
         status.stdout
     );
+    listings_as_json_in_the_readme_shape(host);
 
     // No hook, no ldconfig, no ld.so.cache in the image: the loader finds the SONAMEs.
     let script = "ls /dev/nvidia0 /dev/nvidiactl /dev/nvidia-uvm && \

@@ -115,6 +115,12 @@ fn build_with_a_build_arg_then_run_the_tag() {
     );
     let id = build.stdout.trim();
     assert_eq!(id.len(), 64, "image id on stdout: {:?}", build.stdout);
+    // Issue 15: the id was printed twice, as the result and in the build log.
+    assert!(
+        !build.stderr.lines().any(|line| line.trim() == id),
+        "the id belongs on stdout only:\n{}",
+        build.stderr
+    );
     // The next build takes the tag: remove this image by its id.
     cleanup.images.push(id.to_owned());
     let run = podlab(host, &project, &["run", "--", "cat", "/built"]);
@@ -245,7 +251,7 @@ fn pull_errors_in_the_stream_fail_and_a_local_image_needs_no_network() {
     assert_hint(
         &bad,
         "error: cannot pull no-such-short-name:latest",
-        "check the name",
+        "write it fully qualified, docker.io/library/no-such-short-name:latest",
     );
 
     // The test image is only local: with the default policy Podman asks its registry,
@@ -324,6 +330,8 @@ fn two_detached_jobs_then_ps_logs_exec_stop_and_rm() {
     let rows = rows.as_array().expect("array");
     assert_eq!(rows.len(), 2, "{rows:#?}");
     for row in rows {
+        // Issue 15: the shape README.md documents.
+        assert_eq!(common::json_keys(row), common::readme_json_keys("ps"));
         assert_eq!(row["project"], name.as_str());
         assert_eq!(row["kind"], "run");
         assert_eq!(row["gpus"], "none");

@@ -187,6 +187,29 @@ fn install_args<'a>(name: &'a str, image: &'a str, port: &'a str) -> Vec<&'a str
     ]
 }
 
+/// Issue 15: `--json` on every listing, in the shape README.md documents (the notebook runs
+/// and is healthy).
+#[allow(
+    clippy::indexing_slicing,
+    clippy::expect_used,
+    reason = "a test step: a missing key or value fails the test"
+)]
+fn status_as_json_in_the_readme_shape(scratch: &Scratch<'_>, name: &str, port: &str) {
+    let json = scratch
+        .podlab(&["notebook", "status", "--json", name])
+        .expect_code(0)
+        .json();
+    assert_eq!(
+        common::json_keys(&json),
+        common::readme_json_keys("notebook status")
+    );
+    assert_eq!(json["name"], name);
+    assert_eq!(json["container"], "running");
+    assert_eq!(json["health"], "healthy");
+    assert_eq!(json["edited"], false);
+    assert_eq!(json["url"], format!("http://127.0.0.1:{port}/lab"));
+}
+
 #[test]
 fn a_notebook_answers_with_its_secret_token_and_is_removed_whole() {
     let Some(host) = host() else { return };
@@ -246,6 +269,7 @@ fn a_notebook_answers_with_its_secret_token_and_is_removed_whole() {
         "{}",
         status.stdout
     );
+    status_as_json_in_the_readme_shape(&scratch, &name, &port);
 
     let url = scratch.podlab(&["notebook", "url", &name]);
     url.expect_code(0);
@@ -311,9 +335,19 @@ fn taken_names_busy_ports_and_bad_names_change_nothing() {
     );
     let scratch = Scratch::new(host, "notebook-bad", &[&first, &squatted, &busy]);
     let port = free_port().to_string();
-    scratch
-        .podlab(&install_args(&first, &host.image, &port))
-        .expect_code(0);
+    // Issue 15: -p for JupyterLab's port was dropped without a word.
+    let mut first_args = install_args(&first, &host.image, &port);
+    let at = first_args.len() - 4;
+    first_args.splice(at..at, ["-p", "9999:8888"]);
+    let installed = scratch.podlab(&first_args);
+    installed.expect_code(0);
+    assert!(
+        installed
+            .stderr
+            .contains("127.0.0.1:9999:8888/tcp from -p or podlab.toml is not used"),
+        "{}",
+        installed.stderr
+    );
     let unit = scratch.unit_dir().join(format!("{first}.container"));
     let text = fs::read_to_string(&unit).expect("the unit");
     let url = scratch.podlab(&["notebook", "url", &first]);
@@ -354,6 +388,12 @@ fn taken_names_busy_ports_and_bad_names_change_nothing() {
     refuse(
         &install_args(&squatted, &host.image, &other_port),
         &format!("the podman secret {secret} exists"),
+    );
+
+    // Issue 15: the port of another notebook, installed but not running.
+    refuse(
+        &install_args(&busy, &host.image, &port),
+        &format!("port {port} is taken by notebook {first}"),
     );
 
     // A port in use: no secret is left behind either.

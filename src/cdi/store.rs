@@ -105,8 +105,18 @@ pub fn spec_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Writes a spec to `path`, atomically, under a lock on its directory.
-pub async fn write_spec(path: &Path, text: &str, kind: &str, force: bool) -> Result<Written> {
+/// Writes a spec to `path`, atomically, under a lock on its directory. In a directory the
+/// target Podman reads (`podman_dirs`), a second spec for `kind` would make every one of its
+/// devices unresolvable, so another file there that declares `kind` refuses the write;
+/// anywhere else (`/tmp`, a project directory) the other files are none of podlab's business
+/// and are not read.
+pub async fn write_spec(
+    path: &Path,
+    text: &str,
+    kind: &str,
+    force: bool,
+    podman_dirs: &[PathBuf],
+) -> Result<Written> {
     let dir = path
         .parent()
         .filter(|dir| !dir.as_os_str().is_empty())
@@ -175,7 +185,16 @@ pub async fn write_spec(path: &Path, text: &str, kind: &str, force: bool) -> Res
             }
         }
     }
-    for other in spec_files(dir) {
+    let canonical = |dir: &Path| dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    let read_by_podman = podman_dirs
+        .iter()
+        .any(|podman_dir| canonical(podman_dir) == canonical(dir));
+    let others = if read_by_podman {
+        spec_files(dir)
+    } else {
+        Vec::new()
+    };
+    for other in others {
         if other != path && declared_kind(&other).as_deref() == Some(kind) {
             return Err(Error::user(format!(
                 "{} already defines {kind} devices: a second spec for them in {} makes every one unresolvable",
@@ -273,19 +292,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(SPEC_FILE);
         assert_eq!(
-            write_spec(&path, &spec_text("A=1", true), "nvidia.com/gpu", false)
+            write_spec(&path, &spec_text("A=1", true), "nvidia.com/gpu", false, &[])
                 .await
                 .unwrap(),
             Written::Created
         );
         assert_eq!(
-            write_spec(&path, &spec_text("A=1", true), "nvidia.com/gpu", false)
+            write_spec(&path, &spec_text("A=1", true), "nvidia.com/gpu", false, &[])
                 .await
                 .unwrap(),
             Written::Unchanged
         );
         assert_eq!(
-            write_spec(&path, &spec_text("A=2", true), "nvidia.com/gpu", false)
+            write_spec(&path, &spec_text("A=2", true), "nvidia.com/gpu", false, &[])
                 .await
                 .unwrap(),
             Written::Replaced
@@ -302,6 +321,7 @@ mod tests {
             &spec_text("A=1", true),
             "nvidia.com/gpu",
             false,
+            &[],
         )
         .await
         .err()
@@ -321,6 +341,7 @@ mod tests {
             &spec_text("A=1", true),
             "nvidia.com/gpu",
             false,
+            &[],
         )
         .await
         .err()
@@ -337,7 +358,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(SPEC_FILE);
         fs::write(&path, spec_text("A=1", true).replace("A=1", "A=edited")).unwrap();
-        let err = write_spec(&path, &spec_text("A=2", true), "nvidia.com/gpu", false)
+        let err = write_spec(&path, &spec_text("A=2", true), "nvidia.com/gpu", false, &[])
             .await
             .err()
             .unwrap();
@@ -346,7 +367,7 @@ mod tests {
             "{err}"
         );
         fs::write(&path, spec_text("A=1", false)).unwrap();
-        let err = write_spec(&path, &spec_text("A=2", true), "nvidia.com/gpu", false)
+        let err = write_spec(&path, &spec_text("A=2", true), "nvidia.com/gpu", false, &[])
             .await
             .err()
             .unwrap();
@@ -355,7 +376,7 @@ mod tests {
             "{err}"
         );
         assert_eq!(
-            write_spec(&path, &spec_text("A=2", true), "nvidia.com/gpu", true)
+            write_spec(&path, &spec_text("A=2", true), "nvidia.com/gpu", true, &[])
                 .await
                 .unwrap(),
             Written::Replaced
@@ -367,23 +388,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("nvidia.yaml"), spec_text("A=1", false)).unwrap();
         let path = dir.path().join(SPEC_FILE);
-        let err = write_spec(&path, &spec_text("A=2", true), "nvidia.com/gpu", true)
-            .await
-            .err()
-            .unwrap();
+        let podman_dirs = [dir.path().to_owned()];
+        let err = write_spec(
+            &path,
+            &spec_text("A=2", true),
+            "nvidia.com/gpu",
+            true,
+            &podman_dirs,
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(
             err.to_string()
                 .contains("already defines nvidia.com/gpu devices"),
             "{err}"
         );
         assert!(!path.exists());
+        // Issue 15: a directory Podman never reads (/tmp) is no CDI directory: the other
+        // spec there is not podlab's business.
+        assert_eq!(
+            write_spec(&path, &spec_text("A=2", true), "nvidia.com/gpu", false, &[])
+                .await
+                .unwrap(),
+            Written::Created
+        );
+        fs::remove_file(&path).unwrap();
         // Another kind in the same directory is fine.
         assert!(
             write_spec(
                 &path,
                 &spec_text("A=2", true).replace("nvidia.com/gpu", "example.com/x"),
                 "example.com/x",
-                false
+                false,
+                &podman_dirs
             )
             .await
             .is_ok()
@@ -393,7 +431,7 @@ mod tests {
     #[tokio::test]
     async fn missing_directory_is_a_user_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = write_spec(&dir.path().join("none/x.yaml"), "x", "a/b", false)
+        let err = write_spec(&dir.path().join("none/x.yaml"), "x", "a/b", false, &[])
             .await
             .err()
             .unwrap();

@@ -1,18 +1,17 @@
 //! `podlab cdi generate | install | status | list | validate`: the flags, and what
 //! [`crate::ops::cdi`] returns.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::session_args::RootArgs;
 use super::{print_result, to_json};
 use crate::capabilities::CdiVersion;
 use crate::cdi::document::Format;
-use crate::cdi::freshness::{State, install_dirs, refresh_command};
+use crate::cdi::freshness::State;
 use crate::cdi::generate::{HookMode, NameStyles, Options};
 use crate::cdi::store::write_spec;
 use crate::cdi::validate::validate_file;
-use crate::ops::cdi::{self, Installed, display_dirs, target_podman};
+use crate::ops::cdi::{self, Installed, target_podman};
 use crate::{Error, Result};
 
 #[derive(Debug, clap::Subcommand)]
@@ -79,12 +78,16 @@ pub struct InstallArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
+    /// Print the specs as a JSON array instead of lines (shape in README.md).
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
+    /// Print the devices as a JSON array instead of names (shape in README.md).
+    #[arg(long)]
+    json: bool,
     /// Target Podman version, or `auto`.
     #[arg(long, default_value = "auto", value_name = "V|auto")]
     podman_version: String,
@@ -111,11 +114,15 @@ pub async fn run(command: Command, url: Option<String>) -> Result<u8> {
         Command::Status(args) => status(&args, url).await,
         Command::List(args) => {
             let caps = target_podman(&args.podman_version, url).await?;
-            let names = cdi::device_names(caps)?;
-            print_result(&names.iter().fold(String::new(), |mut out, name| {
-                let _ = writeln!(out, "{name}");
-                out
-            }))?;
+            let devices = cdi::devices(caps)?;
+            print_result(&if args.json {
+                to_json(&devices)?
+            } else {
+                devices
+                    .iter()
+                    .flat_map(|device| [device.name.as_str(), "\n"])
+                    .collect()
+            })?;
             Ok(0)
         }
         Command::Validate(args) => validate(&args),
@@ -143,7 +150,8 @@ async fn generate(args: GenerateArgs, url: Option<String>) -> Result<u8> {
         None => print_result(&text)?,
         Some(path) if path == Path::new("-") => print_result(&text)?,
         Some(path) => {
-            let written = write_spec(path, &text, &options.kind, args.force).await?;
+            let podman_dirs = cdi::spec_dirs(caps);
+            let written = write_spec(path, &text, &options.kind, args.force, &podman_dirs).await?;
             tracing::info!("{}: {written:?}", path.display());
         }
     }
@@ -160,55 +168,14 @@ async fn status(args: &StatusArgs, url: Option<String>) -> Result<u8> {
         .await?
         .and_then(|caps| caps.max_cdi_version());
     let checked = cdi::check_and_refresh(max_version);
-    let mut text = String::new();
-    for spec in &checked {
-        let path = spec.status.path.clone();
-        match (&spec.stale, spec.refreshed) {
-            (Some(reason), true) => {
-                let _ = writeln!(
-                    text,
-                    "✔ {}: was stale ({reason}); regenerated",
-                    path.display()
-                );
-            }
-            (Some(reason), false) => {
-                let _ = writeln!(text, "✘ {}: stale: {reason}", path.display());
-                let _ = writeln!(text, "  hint: {}", refresh_command(&path));
-            }
-            (None, _) if spec.status.state == State::Edited => {
-                let _ = writeln!(
-                    text,
-                    "⚠ {}: edited by hand; podlab leaves it alone",
-                    path.display()
-                );
-                let _ = writeln!(
-                    text,
-                    "  hint: to let podlab manage it again: {}",
-                    refresh_command(&path)
-                );
-            }
-            (None, _) => {
-                let _ = writeln!(
-                    text,
-                    "✔ {}: fresh (driver {})",
-                    path.display(),
-                    spec.status.driver_version
-                );
-            }
-        }
-    }
-    if checked.is_empty() {
-        let _ = writeln!(
-            text,
-            "no CDI specs written by podlab in {}",
-            display_dirs(&install_dirs())
-        );
-    }
-    let statuses: Vec<_> = checked.into_iter().map(|spec| spec.status).collect();
-    let ok = statuses
+    let ok = checked
         .iter()
-        .all(|status| !matches!(status.state, State::Stale { .. }));
-    print_result(&if args.json { to_json(&statuses)? } else { text })?;
+        .all(|spec| !matches!(spec.status.state, State::Stale { .. }));
+    print_result(&if args.json {
+        to_json(&checked)?
+    } else {
+        cdi::status_text(&checked)
+    })?;
     Ok(u8::from(!ok))
 }
 

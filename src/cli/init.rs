@@ -13,7 +13,7 @@ use crate::session::scaffold::{self, DEFAULT_BASE_IMAGE, Outcome};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Base image of the Containerfile (its FROM) [default:
-    /// nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04]
+    /// docker.io/nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04]
     #[arg(long, value_name = "IMAGE")]
     image: Option<String>,
 }

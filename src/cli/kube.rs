@@ -172,7 +172,20 @@ async fn generate(args: GenerateArgs, connect: &ConnectOptions) -> Result<u8> {
         (session, connected)
     } else {
         let session = args.session.resolve(&cwd, args.command)?;
-        (session, engine::connect(connect).await?)
+        if args.output.target == Target::Kubernetes {
+            // A cluster needs only the image's user from Podman: never start a service for it.
+            let running = ConnectOptions {
+                autostart: false,
+                ..connect.clone()
+            };
+            let Ok(connected) = engine::connect(&running).await else {
+                let yaml = kube::cluster_yaml_without_podman(&session, &args.output.options())?;
+                return write_yaml(args.file.as_deref(), &yaml, args.force).await;
+            };
+            (session, connected)
+        } else {
+            (session, engine::connect(connect).await?)
+        }
     };
     let caps = if args.output.podman_version == "auto" {
         connected.capabilities()
@@ -180,12 +193,17 @@ async fn generate(args: GenerateArgs, connect: &ConnectOptions) -> Result<u8> {
         Capabilities::for_version(args.output.podman_version.parse::<PodmanVersion>()?)
     };
     let yaml = kube::generate(&connected.engine, caps, &session, &args.output.options()).await?;
-    match args.file {
+    write_yaml(args.file.as_deref(), &yaml, args.force).await
+}
+
+/// The YAML to FILE, or to stdout without one (or for `-`).
+async fn write_yaml(file: Option<&Path>, yaml: &str, force: bool) -> Result<u8> {
+    match file {
         Some(file) if file != Path::new("-") => {
-            kube::write_yaml(&file, &yaml, args.force).await?;
+            kube::write_yaml(file, yaml, force).await?;
             tracing::info!("wrote {}", file.display());
         }
-        _ => print_result(&yaml)?,
+        _ => print_result(yaml)?,
     }
     Ok(0)
 }

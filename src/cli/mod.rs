@@ -9,6 +9,7 @@
 mod build;
 mod cdi;
 mod code;
+mod completions;
 mod config;
 mod deferred;
 mod doctor;
@@ -16,6 +17,7 @@ mod exec;
 mod init;
 mod kube;
 mod logs;
+mod man;
 mod notebook;
 mod ps;
 mod pull;
@@ -32,9 +34,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 use crate::engine::ConnectOptions;
+use crate::host::stdout::{print_result, to_json};
 use crate::{Error, Result};
 use deferred::Deferred;
 
@@ -131,6 +133,10 @@ pub enum Command {
         #[command(subcommand)]
         command: Deferred<slurm::Command>,
     },
+    /// Print the completion script for a shell (see README.md to install it).
+    Completions(Deferred<completions::Args>),
+    /// Print podlab's manual page (roff): podlab man | man -l -
+    Man(Deferred<man::Args>),
 }
 
 /// Entry point of the binary.
@@ -143,7 +149,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(u8::from(err.use_stderr()));
         }
     };
-    init_logging(&cli.global);
+    crate::host::logging::init(cli.global.quiet, cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -196,49 +202,12 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Slurm {
             command: Deferred(command),
         } => slurm::run(command),
+        Command::Completions(Deferred(args)) => completions::run(&args),
+        Command::Man(Deferred(args)) => man::run(&args),
     }
 }
 
 fn report(err: &Error) -> ExitCode {
     let _ = writeln!(std::io::stderr().lock(), "{err}");
     ExitCode::from(err.exit_code())
-}
-
-fn init_logging(global: &GlobalArgs) {
-    let default = match (global.quiet, global.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, 2) => "debug",
-        (false, _) => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        // A log line after the terminal hung up must not panic podlab mid-cleanup.
-        .log_internal_errors(false)
-        .init();
-}
-
-/// Writes a command's result to stdout. A closed pipe (`podlab doctor | head -1`) is not an error.
-fn print_result(text: &str) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::env(format!("cannot write to stdout: {err}")))
-        }
-        _ => Ok(()),
-    }
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string_pretty(value)
-        .map(|text| text + "\n")
-        .map_err(|err| Error::env(format!("cannot encode JSON: {err}")))
 }

@@ -4,8 +4,8 @@
 //! `install` resolves the session as `podlab run` does, with `podlab.toml`'s `notebook`
 //! preset when it has one and no `--preset` is given.
 
-use super::print_result;
 use super::session_args::{SessionArgs, current_dir};
+use super::{print_result, to_json};
 use crate::Result;
 use crate::emit::quadlet::notebook::{CONTAINER_PORT, DEFAULT_HEALTH_CMD};
 use crate::engine::ConnectOptions;
@@ -18,7 +18,7 @@ pub enum Command {
     /// Print the notebook's URL with its token.
     Url(NameArgs),
     /// The notebook's unit, service, container and health.
-    Status(NameArgs),
+    Status(StatusArgs),
     /// The notebook's output (-f: follow it).
     Logs(LogsArgs),
     /// Start the notebook's service (systemctl --user).
@@ -55,6 +55,15 @@ pub struct NameArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Print the status as a JSON object instead of lines (shape in README.md).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    name: NameArgs,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct LogsArgs {
     /// Keep printing new output until the notebook stops.
     #[arg(short, long)]
@@ -80,7 +89,12 @@ pub async fn run(command: Command, connect: &ConnectOptions) -> Result<u8> {
             print_result(&format!("{url}\n"))?;
         }
         Command::Status(args) => {
-            print_result(&notebook::status(args.name.as_deref(), connect).await?)?;
+            let status = notebook::status(args.name.name.as_deref(), connect).await?;
+            print_result(&if args.json {
+                to_json(&status)?
+            } else {
+                status.text()
+            })?;
         }
         Command::Logs(args) => {
             let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());

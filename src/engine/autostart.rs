@@ -5,7 +5,16 @@
 //! controlling terminal, so Ctrl-C and closing the terminal do not reach it) and exits by
 //! itself after [`IDLE_EXIT_SECS`] without clients. Later podlab runs reuse it while it lives.
 //! A lock file keeps two podlab processes from starting two services on one socket.
+//!
+//! A service reads `containers.conf`, `storage.conf` and `registries.conf` once, when it
+//! starts: a user who follows a hint (`runtime = "runc"`) and runs podlab again within the
+//! idle time would meet the old settings. So the service's start records what those files
+//! held (`service.config`: each path with the SHA-256 of its contents, or `absent`), and a
+//! later run that finds those same files changed stops that service (its pid file names it, and its
+//! command line must name podlab's socket: never the user's own service) and starts a new
+//! one, saying so on stderr.
 
+use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::process::CommandExt;
@@ -28,6 +37,8 @@ pub struct ServicePaths {
     pub socket: PathBuf,
     pub log: PathBuf,
     pub pid: PathBuf,
+    /// The configuration the service started with (see the module doc).
+    pub config: PathBuf,
     lock: PathBuf,
 }
 
@@ -37,6 +48,7 @@ impl ServicePaths {
             socket: dir.join("podman.sock"),
             log: dir.join("service.log"),
             pid: dir.join("service.pid"),
+            config: dir.join("service.config"),
             lock: dir.join("service.lock"),
             dir,
         }
@@ -79,11 +91,21 @@ pub async fn ensure_service(paths: &ServicePaths) -> Result<Started> {
     create_private_dir(&paths.dir)?;
     let _lock = crate::host::atomic::lock(&paths.lock, START_TIMEOUT).await?;
     if let Probe::Alive { api_version } = ping(&paths.socket).await? {
-        tracing::debug!(socket = %paths.socket.display(), "reusing podlab's private podman service");
-        return Ok(Started {
-            api_version,
-            pid: service_pid(paths),
-        });
+        let changed = fs::read_to_string(&paths.config)
+            .map(|recorded| changed_since(&recorded))
+            .unwrap_or_default();
+        if changed.is_empty() {
+            tracing::debug!(socket = %paths.socket.display(), "reusing podlab's private podman service");
+            return Ok(Started {
+                api_version,
+                pid: service_pid(paths),
+            });
+        }
+        tracing::warn!(
+            "podlab's podman service started before {} changed: restarting it so that it reads the new settings",
+            changed.join(", ")
+        );
+        stop_service(paths).await?;
     }
     let podman = which::which("podman").map_err(|_| {
         Error::env("podman is not installed or not on PATH: cannot start a podman service")
@@ -128,6 +150,8 @@ pub async fn ensure_service(paths: &ServicePaths) -> Result<Started> {
     })?;
     let pid = child.id();
     crate::host::atomic::write_file(&paths.pid, format!("{pid}\n").as_bytes(), 0o644)?;
+    let files = config_files(&|key| std::env::var_os(key));
+    crate::host::atomic::write_file(&paths.config, record(&files).as_bytes(), 0o644)?;
 
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -177,6 +201,144 @@ pub fn service_pid(paths: &ServicePaths) -> Option<u32> {
         .any(|pair| pair == [&b"system"[..], &b"service"[..]])
         && args.contains(&url.as_bytes());
     serves.then_some(pid)
+}
+
+/// The files a Podman service reads its settings from when it starts, as containers/common
+/// and containers/storage look them up: the `CONTAINERS_*` overrides, else the system files
+/// and the user's (`$XDG_CONFIG_HOME`, else `~/.config`), with their `.d` directories.
+fn config_files(env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Vec<PathBuf> {
+    let user = env("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
+        .or_else(|| env("HOME").map(|home| PathBuf::from(home).join(".config")))
+        .map(|dir| dir.join("containers"));
+    let mut files = Vec::new();
+    let mut add = |override_key: &str, name: &str, with_dirs: bool| {
+        if let Some(path) = env(override_key) {
+            files.push(PathBuf::from(path));
+            return;
+        }
+        for dir in [
+            Path::new("/usr/share/containers"),
+            Path::new("/etc/containers"),
+        ]
+        .into_iter()
+        .chain(user.as_deref())
+        {
+            files.push(dir.join(name));
+            if with_dirs {
+                files.push(dir.join(format!("{name}.d")));
+            }
+        }
+    };
+    add("CONTAINERS_CONF", "containers.conf", true);
+    add("CONTAINERS_STORAGE_CONF", "storage.conf", false);
+    add("CONTAINERS_REGISTRIES_CONF", "registries.conf", true);
+    if let Some(path) = env("CONTAINERS_CONF_OVERRIDE") {
+        files.push(PathBuf::from(path));
+    }
+    files
+}
+
+/// One line per file: its path and the SHA-256 of its contents, `absent`, or (a `.d`
+/// directory) a line for each file in it, in name order.
+fn config_fingerprint(files: &[PathBuf]) -> String {
+    use sha2::Digest as _;
+    let mut out = String::new();
+    for path in files {
+        if path.is_dir() {
+            let mut entries: Vec<PathBuf> = fs::read_dir(path)
+                .map(|dir| dir.flatten().map(|entry| entry.path()).collect())
+                .unwrap_or_default();
+            entries.sort();
+            let _ = writeln!(out, "{} directory", path.display());
+            out.push_str(&config_fingerprint(&entries));
+            continue;
+        }
+        let state = fs::read(path).map_or_else(
+            |_| "absent".to_owned(),
+            |bytes| {
+                sha2::Sha256::digest(&bytes)
+                    .iter()
+                    .fold(String::new(), |mut hex, byte| {
+                        let _ = write!(hex, "{byte:02x}");
+                        hex
+                    })
+            },
+        );
+        let _ = writeln!(out, "{} {state}", path.display());
+    }
+    out
+}
+
+/// What `service.config` holds: the files the service's environment named (a `files` line,
+/// tab-separated), then their fingerprint. A later run checks those files, not the ones its
+/// own environment would name: the service read what its starter's environment said.
+fn record(files: &[PathBuf]) -> String {
+    let names: Vec<String> = files
+        .iter()
+        .map(|file| file.display().to_string())
+        .collect();
+    format!("files\t{}\n{}", names.join("\t"), config_fingerprint(files))
+}
+
+/// The files of a record that changed since it was written.
+fn changed_since(recorded: &str) -> Vec<String> {
+    let Some((first, fingerprint)) = recorded.split_once('\n') else {
+        return Vec::new();
+    };
+    let Some(names) = first.strip_prefix("files\t") else {
+        return Vec::new();
+    };
+    let files: Vec<PathBuf> = names.split('\t').map(PathBuf::from).collect();
+    changed_files(fingerprint, &config_fingerprint(&files))
+}
+
+/// The files whose line differs between two fingerprints.
+fn changed_files(recorded: &str, current: &str) -> Vec<String> {
+    let path_of = |line: &str| {
+        line.rsplit_once(' ')
+            .map_or(line, |(path, _)| path)
+            .to_owned()
+    };
+    let old: std::collections::BTreeSet<&str> = recorded.lines().collect();
+    let new: std::collections::BTreeSet<&str> = current.lines().collect();
+    let mut changed: Vec<String> = old
+        .symmetric_difference(&new)
+        .map(|line| path_of(line))
+        .collect();
+    changed.sort();
+    changed.dedup();
+    changed
+}
+
+/// Stops podlab's own service (the process [`service_pid`] finds), waiting until its socket
+/// no longer answers.
+async fn stop_service(paths: &ServicePaths) -> Result<()> {
+    let refuse = |why: &str| {
+        Error::env(format!(
+            "cannot restart podlab's podman service on {}: {why}",
+            paths.socket.display()
+        ))
+        .hint(format!(
+            "stop it yourself (it serves unix://{}), then run podlab again",
+            paths.socket.display()
+        ))
+    };
+    let pid = service_pid(paths)
+        .and_then(|pid| i32::try_from(pid).ok())
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| refuse("its pid file names no process that serves it"))?;
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM)
+        .map_err(|err| refuse(&err.to_string()))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    while matches!(ping(&paths.socket).await?, Probe::Alive { .. }) {
+        if Instant::now() >= deadline {
+            return Err(refuse("it did not stop"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 /// Puts the service in a session of its own, away from the terminal's signals.
@@ -263,6 +425,58 @@ mod tests {
         service.kill().unwrap();
         service.wait().unwrap();
         assert_eq!(service_pid(&paths), None, "a dead service");
+    }
+
+    #[test]
+    fn the_config_files_follow_podmans_lookup() {
+        let env = |key: &str| match key {
+            "HOME" => Some("/home/u".into()),
+            "CONTAINERS_STORAGE_CONF" => Some("/tmp/storage.conf".into()),
+            _ => None,
+        };
+        let files = config_files(&env);
+        for path in [
+            "/etc/containers/containers.conf",
+            "/etc/containers/containers.conf.d",
+            "/home/u/.config/containers/containers.conf",
+            "/home/u/.config/containers/registries.conf",
+            "/tmp/storage.conf",
+        ] {
+            assert!(files.contains(&PathBuf::from(path)), "{path}: {files:?}");
+        }
+        assert!(!files.contains(&PathBuf::from("/etc/containers/storage.conf")));
+        let env = |key: &str| (key == "XDG_CONFIG_HOME").then(|| "/x".into());
+        assert!(config_files(&env).contains(&PathBuf::from("/x/containers/containers.conf")));
+    }
+
+    /// Issue 15: after the user set runtime = "runc" in containers.conf, podlab kept using
+    /// the service that had started with the old file.
+    #[test]
+    fn an_edited_containers_conf_is_a_changed_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("containers.conf");
+        let drop_in = dir.path().join("containers.conf.d");
+        let files = [conf.clone(), drop_in.clone()];
+        let before = config_fingerprint(&files);
+        assert!(before.contains(" absent\n"), "{before}");
+        assert!(changed_files(&before, &config_fingerprint(&files)).is_empty());
+        let recorded = record(&files);
+        assert!(changed_since(&recorded).is_empty());
+        fs::write(&conf, "[engine]\nruntime = \"runc\"\n").unwrap();
+        let written = config_fingerprint(&files);
+        assert_eq!(
+            changed_files(&before, &written),
+            [conf.display().to_string()]
+        );
+        // The recorded files are checked, whatever this process's environment would name.
+        assert_eq!(changed_since(&recorded), [conf.display().to_string()]);
+        fs::create_dir(&drop_in).unwrap();
+        fs::write(drop_in.join("10-gpu.conf"), "").unwrap();
+        let changed = changed_files(&written, &config_fingerprint(&files));
+        assert!(
+            changed.contains(&drop_in.join("10-gpu.conf").display().to_string()),
+            "{changed:?}"
+        );
     }
 
     #[test]

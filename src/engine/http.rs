@@ -282,11 +282,8 @@ pub fn start_failure(what: &str, message: &str) -> Error {
     if lower.contains("oci permission denied") {
         return command_not_executable(what, message);
     }
-    let hint = if lower.contains("address already in use") {
-        "another process holds that port: pick another with -p HOST:CTR"
-    } else {
-        "see the message above; podlab doctor checks the host's setup"
-    };
+    let hint = super::port_failure_hint(message)
+        .unwrap_or("see the message above; podlab doctor checks the host's setup");
     Error::env(format!("{what}: {message}")).hint(hint)
 }
 

@@ -404,6 +404,23 @@ pub async fn find_socket(options: &ConnectOptions, caller: &CallerEnv) -> Result
     })
 }
 
+/// The hint for a container that could not publish its ports (Podman says so on start or,
+/// for a container attached first, on attach), or `None` for any other failure.
+pub fn port_failure_hint(message: &str) -> Option<&'static str> {
+    let lower = message.to_lowercase();
+    if lower.contains("address already in use") {
+        Some("another process holds that port: pick another with -p HOST:CTR")
+    } else if lower.contains("privileged port")
+        || (lower.contains("bind port") && lower.contains("permission denied"))
+    {
+        Some(
+            "rootless Podman cannot bind a host port below net.ipv4.ip_unprivileged_port_start (1024 by default): publish a port above 1024 (-p 8080:80), or lower that limit: sudo sysctl net.ipv4.ip_unprivileged_port_start=80",
+        )
+    } else {
+        None
+    }
+}
+
 /// Connects the real engine.
 pub async fn connect(options: &ConnectOptions) -> Result<Connected<podman::PodmanApi>> {
     let caller = CallerEnv::from_process(options.url.clone());
@@ -735,6 +752,28 @@ pub mod fake {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_failures_get_a_hint_for_their_cause() {
+        let pasta = "preparing container 0171 for attach: pasta failed with exit code 1:\nFailed to bind port 80 (Permission denied) for option '-t 127.0.0.1/80-80:80-80'";
+        assert!(
+            port_failure_hint(pasta)
+                .unwrap()
+                .contains("ip_unprivileged_port_start")
+        );
+        let rootlessport = "rootlessport cannot expose privileged port 80, you can add 'net.ipv4.ip_unprivileged_port_start=80' to /etc/sysctl.conf";
+        assert!(
+            port_failure_hint(rootlessport)
+                .unwrap()
+                .contains("above 1024")
+        );
+        assert!(
+            port_failure_hint("listen tcp 127.0.0.1:8080: bind: address already in use")
+                .unwrap()
+                .contains("another process")
+        );
+        assert_eq!(port_failure_hint("OCI runtime error"), None);
+    }
     use crate::capabilities::Feature;
 
     #[tokio::test]

@@ -662,16 +662,14 @@ impl Engine for PodmanApi {
             match build_event(&line)? {
                 BuildEvent::Output(text) => {
                     let trimmed = text.trim_end();
+                    // The id goes to stdout once, as the result, not to the log too.
                     if is_image_id(trimmed) {
                         image_id = Some(trimmed.to_owned());
+                    } else {
+                        output(&text);
                     }
-                    output(&text);
                 }
-                BuildEvent::Failed(text) => {
-                    return Err(Error::user(format!("build failed: {text}")).hint(
-                        "fix the step shown above in the Containerfile, then run podlab build again",
-                    ));
-                }
+                BuildEvent::Failed(text) => return Err(build_failed(&text)),
                 BuildEvent::Other => {}
             }
         }
@@ -769,12 +767,44 @@ impl Engine for PodmanApi {
 fn pull_failed(reference: &str, message: &str, unknown: bool) -> Error {
     if unknown {
         Error::user(format!("cannot pull {reference}: {message}")).hint(
-            "check the name: a full reference such as docker.io/library/ubuntu:24.04 (podman search NAME lists candidates)",
+            crate::session::values::short_name_hint(message).unwrap_or_else(|| {
+                "check the name: a full reference such as docker.io/library/ubuntu:24.04 (podman search NAME lists candidates)".to_owned()
+            }),
         )
     } else {
         Error::env(format!("cannot pull {reference}: {message}"))
             .hint("check the network and the registry (podman pull gives the same answer)")
     }
+}
+
+/// A failed build: the user's Containerfile (a step, a short name no registry resolves), or
+/// a registry out of reach while pulling a base image (the environment).
+fn build_failed(text: &str) -> Error {
+    if let Some(hint) = crate::session::values::short_name_hint(text) {
+        return Error::user(format!("build failed: {text}"))
+            .hint(format!("in the Containerfile's FROM, {hint}"));
+    }
+    if !pull_error_is_unknown_image(text) && registry_unreachable(text) {
+        return Error::env(format!("build failed: {text}")).hint(
+            "a base image could not be pulled: check the network and the registry (podman pull IMAGE gives the same answer)",
+        );
+    }
+    Error::user(format!("build failed: {text}"))
+        .hint("fix the step shown above in the Containerfile, then run podlab build again")
+}
+
+/// Whether a pull error says the registry could not be reached.
+fn registry_unreachable(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    [
+        "pinging container registry",
+        "dial tcp",
+        "no such host",
+        "connection refused",
+        "i/o timeout",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
 }
 
 /// The Containerfile's path inside the context, which is all the build API can name.
@@ -909,6 +939,20 @@ mod tests {
             "pinging container registry localhost:1: dial tcp 127.0.0.1:1: connect: connection refused"
         ));
         assert_eq!(pull_failed("x", "manifest unknown", true).exit_code(), 1);
+        let unreachable = build_failed(
+            "creating build container: initializing source docker://nvidia/cuda:12: pinging container registry registry-1.docker.io: Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host",
+        );
+        assert_eq!(unreachable.exit_code(), 2);
+        assert!(unreachable.hint_text().unwrap().contains("network"));
+        let short = build_failed(r#"short-name "nvidia/cuda:12" did not resolve to an alias"#);
+        assert_eq!(short.exit_code(), 1);
+        assert!(
+            short
+                .hint_text()
+                .unwrap()
+                .contains("docker.io/nvidia/cuda:12")
+        );
+        assert_eq!(build_failed("exit status 3").exit_code(), 1);
         assert_eq!(pull_failed("x", "connection refused", false).exit_code(), 2);
     }
 

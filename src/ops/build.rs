@@ -2,10 +2,10 @@
 //! through the API; the build output streams to stderr as it comes.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::engine::{BuildRequest, Engine};
+use crate::host::progress::Status;
 use crate::session::{ImageSource, ProjectFile, Session, project_name};
 use crate::{Error, Result};
 
@@ -46,12 +46,23 @@ pub async fn build<E: Engine>(engine: &E, build: &Build, no_cache: bool) -> Resu
         tag: &build.tag,
         no_cache,
     };
-    let mut stderr = std::io::stderr();
+    let status = Status::start(&format!("building {}", build.tag));
     let mut output = |text: &str| {
-        let _ = stderr.write_all(text.as_bytes());
-        let _ = stderr.flush();
+        if !status.is_live() {
+            status.line(text);
+            return;
+        }
+        for line in text.lines() {
+            status.line(line);
+            if line.starts_with("STEP ") {
+                status.report(line);
+            }
+        }
     };
-    engine.build_image(&request, &mut output).await
+    let result = engine.build_image(&request, &mut output).await;
+    let done = result.is_ok().then(|| format!("built {}", build.tag));
+    status.finish(done.as_deref());
+    result
 }
 
 /// What to build in `cwd`: the session's `[build]` (`session`, as the session flags resolve

@@ -5,9 +5,13 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use serde::Serialize;
+
 use crate::capabilities::{Capabilities, CdiVersion, Feature, PodmanVersion};
 use crate::cdi::document::{Format, render};
-use crate::cdi::freshness::{self, SpecStatus, State, check_all, install_dirs, options_of};
+use crate::cdi::freshness::{
+    self, SpecStatus, State, check_all, install_dirs, options_of, refresh_command,
+};
 use crate::cdi::generate::{self, Options};
 use crate::cdi::store::{
     self, DEFAULT_DIRS, SPEC_FILE, SYSTEM_DIR, Written, spec_files, user_dir, write_spec,
@@ -119,7 +123,14 @@ pub async fn install(
     let (text, warnings) = freshness::generate_document(roots, options)?;
     report_warnings(&warnings);
     let path = dir.join(SPEC_FILE);
-    let written = write_spec(&path, &text, &options.kind, force).await?;
+    let written = write_spec(
+        &path,
+        &text,
+        &options.kind,
+        force,
+        std::slice::from_ref(&dir),
+    )
+    .await?;
     let mut out = format!(
         "{}: {}\n",
         path.display(),
@@ -180,14 +191,61 @@ fn restart_api_services() {
     }
 }
 
-/// A spec podlab wrote, as `podlab cdi status` found it.
-#[derive(Debug, Clone)]
+/// A spec podlab wrote, as `podlab cdi status` found it; as JSON, `{path, driver_version,
+/// state: fresh|stale|edited, reason (stale only), stale, refreshed}`.
+#[derive(Debug, Clone, Serialize)]
 pub struct Checked {
     /// Its state after the check (`Fresh` once regenerated).
+    #[serde(flatten)]
     pub status: SpecStatus,
     /// Why it was stale, when it was; `refreshed` says whether it was regenerated.
     pub stale: Option<String>,
     pub refreshed: bool,
+}
+
+/// The lines of `podlab cdi status`: a verdict per spec, with a `hint:` under each problem.
+pub fn status_text(checked: &[Checked]) -> String {
+    let mut text = String::new();
+    for spec in checked {
+        let path = spec.status.path.display();
+        let _ = match (&spec.stale, spec.refreshed) {
+            (Some(reason), true) => writeln!(text, "✔ {path}: was stale ({reason}); regenerated"),
+            (Some(reason), false) => writeln!(
+                text,
+                "✘ {path}: stale: {reason}\n  hint: {}",
+                refresh_command(&spec.status.path)
+            ),
+            (None, _) if spec.status.state == State::Edited => writeln!(
+                text,
+                "⚠ {path}: edited by hand; podlab leaves it alone\n  hint: to let podlab manage it again: {}",
+                refresh_command(&spec.status.path)
+            ),
+            (None, _) => writeln!(
+                text,
+                "✔ {path}: fresh (driver {})",
+                spec.status.driver_version
+            ),
+        };
+    }
+    if checked.is_empty() {
+        let _ = writeln!(
+            text,
+            "no CDI specs written by podlab in {}",
+            display_dirs(&install_dirs())
+        );
+    }
+    text
+}
+
+/// One device of `podlab cdi list`; as JSON, `{name, kind, device, spec}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    /// The fully qualified CDI name, `KIND=DEVICE`.
+    pub name: String,
+    pub kind: String,
+    pub device: String,
+    /// The spec file that declares it (the first, when several do).
+    pub spec: PathBuf,
 }
 
 /// The specs podlab wrote in the directories Podman reads, each checked; a stale spec the
@@ -230,22 +288,20 @@ fn refresh(status: &SpecStatus, max_version: Option<CdiVersion>) -> Result<()> {
     crate::host::atomic::write_file(&status.path, text.as_bytes(), 0o644)
 }
 
-/// The CDI device names (`KIND=NAME`) in the specs the target Podman (`caps`) reads,
-/// sorted; specs Podman would reject are skipped with a warning.
-pub fn device_names(caps: Option<Capabilities>) -> Result<Vec<String>> {
-    let dirs = caps.map_or_else(
-        || DEFAULT_DIRS.iter().map(PathBuf::from).collect(),
-        |caps| store::podman_spec_dirs(&caps),
-    );
-    let mut names = Vec::new();
+/// The CDI devices in the specs the target Podman (`caps`) reads, sorted by name; specs
+/// Podman would reject are skipped with a warning.
+pub fn devices(caps: Option<Capabilities>) -> Result<Vec<Device>> {
+    let dirs = spec_dirs(caps);
+    let mut devices: Vec<Device> = Vec::new();
     for dir in &dirs {
         for file in spec_files(dir) {
             match validate_file(&file)? {
-                Ok(spec) => names.extend(
-                    spec.devices
-                        .iter()
-                        .map(|device| format!("{}={}", spec.kind, device.name)),
-                ),
+                Ok(spec) => devices.extend(spec.devices.iter().map(|device| Device {
+                    name: format!("{}={}", spec.kind, device.name),
+                    kind: spec.kind.clone(),
+                    device: device.name.clone(),
+                    spec: file.clone(),
+                })),
                 Err(problems) => {
                     let first = problems
                         .first()
@@ -256,12 +312,21 @@ pub fn device_names(caps: Option<Capabilities>) -> Result<Vec<String>> {
             }
         }
     }
-    names.sort();
-    names.dedup();
-    if names.is_empty() {
+    // Stable: the first spec that declares a name keeps it.
+    devices.sort_by(|a, b| a.name.cmp(&b.name));
+    devices.dedup_by(|later, first| later.name == first.name);
+    if devices.is_empty() {
         tracing::warn!("no CDI devices in {}", display_dirs(&dirs));
     }
-    Ok(names)
+    Ok(devices)
+}
+
+/// The directories the target Podman (`caps`, else any) reads CDI specs from.
+pub fn spec_dirs(caps: Option<Capabilities>) -> Vec<PathBuf> {
+    caps.map_or_else(
+        || DEFAULT_DIRS.iter().map(PathBuf::from).collect(),
+        |caps| store::podman_spec_dirs(&caps),
+    )
 }
 
 /// The directories, comma-separated, for messages.

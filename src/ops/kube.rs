@@ -119,17 +119,7 @@ pub async fn plan_kube<E: Engine>(
     session: &Session,
     output: &Options,
 ) -> Result<KubePlan> {
-    let name = match &session.name {
-        Some(name) => kube_name(name)?,
-        // A project directory may start with a digit; a workload name may not.
-        None if session
-            .project
-            .starts_with(|c: char| c.is_ascii_lowercase()) =>
-        {
-            kube_name(&session.project)?
-        }
-        None => kube_name(&format!("podlab-{}", session.project))?,
-    };
+    let name = workload_name(session)?;
     if output.target == Target::Podman && output.gpu_count.is_some() {
         return Err(Error::user("--gpu-count is for --target kubernetes")
             .hint("podman kube play gets the GPUs themselves: pick them with --gpus"));
@@ -152,6 +142,41 @@ pub async fn plan_kube<E: Engine>(
         );
         plan::plan_user(session.user_map, "", None)
     };
+    plan_with_user(caps, session, output, name, userns)
+}
+
+/// The cluster-flavor YAML of `session` when no Podman answers: a cluster needs nothing of
+/// Podman but the image's user, so podlab starts no service just to read it and says what it
+/// assumed instead.
+pub fn cluster_yaml_without_podman(session: &Session, options: &Options) -> Result<String> {
+    let caps = Capabilities::for_version(crate::capabilities::PodmanVersion::new(0, 0, 0));
+    let name = workload_name(session)?;
+    let userns = plan::plan_user(session.user_map, "", None);
+    let assumed = match userns {
+        plan::UserNs::KeepIdTo { uid, gid } => {
+            format!("the pod runs as {uid}:{gid}, from --user-map")
+        }
+        plan::UserNs::KeepId => "the pod runs as the image's own user (no runAsUser); pass --user-map UID:GID to set one".to_owned(),
+    };
+    tracing::warn!(
+        "no podman socket answers, and --target kubernetes starts none: the image {}'s user is unknown, so {assumed}",
+        session.image.reference()
+    );
+    let plan = plan_with_user(caps, session, options, name, userns)?;
+    let Generated { yaml, notices } = kube::generate(session, &plan)?;
+    for notice in &notices {
+        tracing::warn!("{notice}");
+    }
+    Ok(yaml)
+}
+
+fn plan_with_user(
+    caps: Capabilities,
+    session: &Session,
+    output: &Options,
+    name: String,
+    userns: plan::UserNs,
+) -> Result<KubePlan> {
     let (gpus, gpu_names) = match (output.target, output.gpus_per_node) {
         (Target::Podman, _) => podman_gpus(session, &caps)?,
         (Target::Kubernetes, Some(per_node)) => {
@@ -215,6 +240,21 @@ fn check_multi_node(session: &Session, plan: &KubePlan) -> Result<()> {
         .hint(format!("pass --name with at most {room} characters")));
     }
     Ok(())
+}
+
+/// The workload's name: the session's, else its project's.
+fn workload_name(session: &Session) -> Result<String> {
+    match &session.name {
+        Some(name) => kube_name(name),
+        // A project directory may start with a digit; a workload name may not.
+        None if session
+            .project
+            .starts_with(|c: char| c.is_ascii_lowercase()) =>
+        {
+            kube_name(&session.project)
+        }
+        None => kube_name(&format!("podlab-{}", session.project)),
+    }
 }
 
 /// GPUs for `podman kube play`: by CDI name when a fresh spec Podman reads has them and the

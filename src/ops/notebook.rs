@@ -62,7 +62,7 @@ pub async fn install(
     options: &InstallOptions,
     connect: &ConnectOptions,
 ) -> Result<Install> {
-    let session = notebook_session(session, options.port)?;
+    let (session, port_notices) = notebook_session(session, options.port)?;
     let name = session
         .name
         .clone()
@@ -78,7 +78,11 @@ pub async fn install(
     let caps = target("auto")?;
     let connected = engine::connect(connect).await?;
     check_name_free(&connected.engine, &name).await?;
+    check_notebook_port(&dir, options.port)?;
     units::check_ports(&session.ports)?;
+    for notice in &port_notices {
+        tracing::warn!("{notice}");
+    }
 
     let image_user = if session.user_map == UserMapping::Auto {
         image_user(&session, connect).await?
@@ -138,8 +142,8 @@ pub fn start_installed(name: &str) -> Result<()> {
 
 /// The session as a notebook: JupyterLab's command unless one is given, and the notebook's
 /// port (`127.0.0.1:PORT:8888`) instead of any other publishing of 8888 (the `notebook`
-/// preset of `podlab init` has one).
-fn notebook_session(mut session: Session, port: u16) -> Result<Session> {
+/// preset of `podlab init` has one); a notice names each publishing it replaced.
+fn notebook_session(mut session: Session, port: u16) -> Result<(Session, Vec<String>)> {
     if session.command.is_empty() {
         session.command = DEFAULT_COMMAND.iter().map(|w| (*w).to_owned()).collect();
     }
@@ -148,11 +152,51 @@ fn notebook_session(mut session: Session, port: u16) -> Result<Session> {
         .map_err(|err: crate::session::values::Invalid| {
             Error::user(format!("--port {port}: {}", err.message))
         })?;
+    let replaced: Vec<String> = session
+        .ports
+        .iter()
+        .filter(|other| other.container_port == CONTAINER_PORT || other.same_binding(&published))
+        .filter(|other| **other != published)
+        .map(ToString::to_string)
+        .collect();
     session
         .ports
         .retain(|other| other.container_port != CONTAINER_PORT && !other.same_binding(&published));
     session.ports.push(published);
-    Ok(session)
+    let notices = if replaced.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "the notebook publishes JupyterLab on 127.0.0.1:{port} only (the token guards it, not the network): {} from -p or podlab.toml is not used; choose the host port with --port",
+            replaced.join(", ")
+        )]
+    };
+    Ok((session, notices))
+}
+
+/// The notebook's host port must be free now and not the port of another notebook installed
+/// (which may be stopped, or wait for a systemd that is not running here).
+fn check_notebook_port(dir: &Path, port: u16) -> Result<()> {
+    for other in notebooks(dir) {
+        let Ok(installed) = installed(dir, &other) else {
+            continue;
+        };
+        if installed.port().is_ok_and(|taken| taken.host_port == port) {
+            return Err(Error::user(format!(
+                "port {port} is taken by notebook {other}"
+            ))
+            .hint(format!(
+                "choose another host port with --port, or remove that notebook: podlab notebook rm {other}"
+            )));
+        }
+    }
+    if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+        return Err(
+            Error::user(format!("port 127.0.0.1:{port} is in use on this host"))
+                .hint("choose another host port with --port, or stop what listens there"),
+        );
+    }
+    Ok(())
 }
 
 /// Whether the project's `podlab.toml` has a `notebook` preset.
@@ -384,46 +428,68 @@ fn service_state(service: &str) -> String {
 }
 
 /// The lines of `podlab notebook status`.
-async fn status_text<E: Engine>(
+/// What `podlab notebook status` reports; as JSON, `{name, unit, edited, service,
+/// container, health, url}` (`service` is null where no systemd user instance runs,
+/// `container` and `health` null when there is no container or no health check).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Status {
+    pub name: String,
+    pub unit: PathBuf,
+    /// The unit was edited since podlab wrote it.
+    pub edited: bool,
+    /// systemd's `ActiveState` of the service.
+    pub service: Option<String>,
+    /// Podman's state of the container.
+    pub container: Option<String>,
+    pub health: Option<String>,
+    /// The URL without its token (`podlab notebook url` prints it with).
+    pub url: String,
+}
+
+impl Status {
+    /// The lines of `podlab notebook status`.
+    pub fn text(&self) -> String {
+        let none = || "none".to_owned();
+        format!(
+            "notebook:  {}\nunit:      {}{}\nservice:   {}\ncontainer: {}\nhealth:    {}\nurl:       {}\n",
+            self.name,
+            self.unit.display(),
+            if self.edited { " (edited)" } else { "" },
+            self.service
+                .clone()
+                .unwrap_or_else(|| "unknown (no systemd user instance runs here)".to_owned()),
+            self.container.clone().unwrap_or_else(none),
+            self.health.clone().unwrap_or_else(none),
+            self.url
+        )
+    }
+}
+
+async fn status_of<E: Engine>(
     engine: &E,
     notebook: &Installed,
     service: Option<String>,
-) -> Result<String> {
+) -> Result<Status> {
     let facts = container(engine, &notebook.name).await?;
-    let mut out = String::new();
-    let _ = writeln!(out, "notebook:  {}", notebook.name);
-    let edited = if origin(&notebook.text) == Origin::Edited {
-        " (edited)"
-    } else {
-        ""
-    };
-    let _ = writeln!(out, "unit:      {}{edited}", notebook.unit.display());
-    let _ = writeln!(
-        out,
-        "service:   {}",
-        service.unwrap_or_else(|| "unknown (no systemd user instance runs here)".to_owned())
-    );
-    let (state, health) = match &facts {
-        Some(facts) => (
-            facts.state.clone(),
-            facts.health.clone().unwrap_or_else(|| "none".to_owned()),
-        ),
-        None => ("none".to_owned(), "none".to_owned()),
-    };
-    let _ = writeln!(out, "container: {state}");
-    let _ = writeln!(out, "health:    {health}");
-    let _ = writeln!(out, "url:       {}", notebook.base_url()?);
-    Ok(out)
+    Ok(Status {
+        name: notebook.name.clone(),
+        unit: notebook.unit.clone(),
+        edited: origin(&notebook.text) == Origin::Edited,
+        service,
+        container: facts.as_ref().map(|facts| facts.state.clone()),
+        health: facts.and_then(|facts| facts.health),
+        url: notebook.base_url()?,
+    })
 }
 
-/// The lines of `podlab notebook status` for notebook `name` (or the only one installed).
-pub async fn status(name: Option<&str>, connect: &ConnectOptions) -> Result<String> {
+/// The status of notebook `name` (or the only one installed).
+pub async fn status(name: Option<&str>, connect: &ConnectOptions) -> Result<Status> {
     let dir = units::unit_dir()?;
     let notebook = installed(&dir, &notebook_name(&dir, name)?)?;
     let service = units::systemd_user_instance()
         .then(|| service_state(&format!("{}.service", notebook.name)));
     let connected = engine::connect(connect).await?;
-    status_text(&connected.engine, &notebook, service).await
+    status_of(&connected.engine, &notebook, service).await
 }
 
 /// Copies the output of notebook `name` (or the only one installed): its stdout to
@@ -604,7 +670,7 @@ mod tests {
 
     /// The text of notebook `nb`'s unit, publishing `port`.
     fn unit_text(port: u16) -> (String, String) {
-        let session = notebook_session(session(), port).unwrap();
+        let (session, _) = notebook_session(session(), port).unwrap();
         let plan = ContainerPlan {
             userns: UserNs::KeepId,
             ..ContainerPlan::example("nb")
@@ -636,16 +702,25 @@ mod tests {
 
     #[test]
     fn the_notebook_port_replaces_the_presets_and_jupyter_is_the_default_command() {
-        let session = notebook_session(session(), 9000).unwrap();
+        let (session, notices) = notebook_session(session(), 9000).unwrap();
         let ports: Vec<String> = session.ports.iter().map(ToString::to_string).collect();
         assert_eq!(
             ports,
             ["127.0.0.1:6006:6006/tcp", "127.0.0.1:9000:8888/tcp"]
         );
         assert_eq!(session.command, DEFAULT_COMMAND);
+        // Issue 15: the replaced publishing was dropped without a word.
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert!(
+            notices[0].contains("127.0.0.1:8888:8888/tcp from -p or podlab.toml is not used")
+                && notices[0].contains("--port"),
+            "{notices:?}"
+        );
         let mut given = self::session();
         given.command = vec!["httpd".into()];
-        assert_eq!(notebook_session(given, 8888).unwrap().command, ["httpd"]);
+        let (given, notices) = notebook_session(given, 8888).unwrap();
+        assert_eq!(given.command, ["httpd"]);
+        assert!(notices.is_empty(), "the same publishing: {notices:?}");
     }
 
     #[test]
@@ -702,7 +777,10 @@ mod tests {
                 ..ContainerFacts::default()
             },
         );
-        let text = status_text(&engine, &notebook, None).await.unwrap();
+        let status = status_of(&engine, &notebook, None).await.unwrap();
+        assert_eq!(status.container.as_deref(), Some("running"));
+        assert!(!status.edited);
+        let text = status.text();
         assert!(
             text.contains("container: running\nhealth:    healthy\n"),
             "{text}"

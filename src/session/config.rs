@@ -79,9 +79,20 @@ impl ProjectFile {
 
     /// Reads and parses `path`; errors show it relative to `cwd` when it is below it.
     pub fn load(path: &Path, cwd: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|err| {
+        let bytes = std::fs::read(path).map_err(|err| {
             Error::user(format!("cannot read {}: {err}", path.display()))
                 .hint("check that the file is readable by you")
+        })?;
+        let text = String::from_utf8(bytes).map_err(|err| {
+            Error::user(format!(
+                "{} is not UTF-8 text: byte {} is not valid UTF-8",
+                path.display(),
+                err.utf8_error().valid_up_to()
+            ))
+            .hint(format!(
+                "save it as UTF-8 (TOML files must be), e.g. iconv -f LATIN1 -t UTF-8 {0} > {0}.utf8 && mv {0}.utf8 {0}",
+                path.display()
+            ))
         })?;
         let shown = path.strip_prefix(cwd).unwrap_or(path).display().to_string();
         Self::parse(&text, path.to_path_buf(), &shown)
@@ -765,5 +776,18 @@ command = ["jupyter", "lab"]
         assert_eq!(ProjectFile::find(&deep), Some(dir.path().join(FILE_NAME)));
         let loaded = ProjectFile::load(&dir.path().join(FILE_NAME), &deep).unwrap();
         assert_eq!(loaded.base, Settings::default());
+    }
+
+    /// Issue 15: a Latin-1 podlab.toml was told to "check that the file is readable".
+    #[test]
+    fn a_podlab_toml_that_is_not_utf8_is_called_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, b"# caf\xe9\nshm_size = \"1g\"\n").unwrap();
+        let err = ProjectFile::load(&path, dir.path()).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.message().contains("is not UTF-8 text: byte 5"), "{err}");
+        assert!(err.hint_text().unwrap().contains("iconv"), "{err}");
+        assert!(!err.to_string().contains("readable"), "{err}");
     }
 }

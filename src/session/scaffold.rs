@@ -11,7 +11,7 @@ use super::values;
 use crate::{Error, Result};
 
 /// The Containerfile's base image unless `podlab init --image` names another.
-pub const DEFAULT_BASE_IMAGE: &str = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04";
+pub const DEFAULT_BASE_IMAGE: &str = "docker.io/nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04";
 
 const PODLAB_TOML: &str = include_str!("templates/podlab.toml");
 const CONTAINERFILE: &str = include_str!("templates/Containerfile");
@@ -136,6 +136,44 @@ mod tests {
             "installed as the user"
         );
         assert!(!text.contains('@'), "placeholder left");
+    }
+
+    /// Issue 15: `nvidia/cuda:...` did not resolve on a host without unqualified-search
+    /// registries (stock Debian). Every image name the scaffold writes, commented or not,
+    /// names its registry.
+    #[test]
+    fn scaffold_image_names_are_fully_qualified() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), None).unwrap();
+        let mut names = Vec::new();
+        for file in [FILE_NAME, "Containerfile"] {
+            let text = fs::read_to_string(dir.path().join(file)).unwrap();
+            for word in text.split(|c: char| c.is_whitespace() || "\"'=,".contains(c)) {
+                let word = word.trim_matches(['(', ')', '.', ':', '`']);
+                // An image reference: a path with a tag (not a file path or a URL).
+                if word.contains('/')
+                    && word.contains(':')
+                    && !word.starts_with(['/', '~', '$'])
+                    && !word.contains("://")
+                {
+                    names.push(word.to_owned());
+                }
+            }
+        }
+        assert!(names.len() >= 3, "{names:?}");
+        for name in &names {
+            let registry = name.split('/').next().unwrap();
+            assert!(
+                registry.contains('.') || registry == "localhost",
+                "{name} is a short name"
+            );
+            // `localhost/<project>:latest` in a comment stands for the name podlab derives.
+            if !name.contains('<') {
+                assert_eq!(values::image_name(name).as_deref(), Ok(name.as_str()));
+            }
+        }
+        assert!(names.iter().any(|name| name == DEFAULT_BASE_IMAGE));
+        assert!(DEFAULT_BASE_IMAGE.starts_with("docker.io/"));
     }
 
     #[test]

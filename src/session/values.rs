@@ -505,15 +505,150 @@ pub fn env_name(name: &str) -> Result<&str, Invalid> {
     Ok(name)
 }
 
-/// An image reference: not empty, no whitespace (Podman checks the rest).
+/// The naming rule of image references, for hints.
+pub const IMAGE_NAME_RULE: &str = "write [REGISTRY[:PORT]/]PATH[:TAG][@DIGEST] with a lowercase PATH of [a-z0-9] parts joined by '.', '_', '__' or '-', e.g. docker.io/library/ubuntu:24.04 (only the registry may have capitals)";
+
+/// An image reference as the container tools parse it (the grammar of
+/// `github.com/distribution/reference`): an optional registry (a first part with a `.` or a
+/// `:`, or `localhost`), a lowercase path, an optional tag and an optional digest. A name
+/// that breaks it would only fail later, at the registry, with a misleading network error.
 pub fn image_name(text: &str) -> Result<String, Invalid> {
-    if text.is_empty() || text.contains(char::is_whitespace) {
-        return Err(Invalid::new(
-            format!("invalid image name {text:?}"),
-            "name an image such as nvcr.io/nvidia/pytorch:24.12-py3",
-        ));
+    match image_reference_problem(text) {
+        None => Ok(text.to_owned()),
+        Some(problem) => Err(Invalid::new(
+            format!("invalid image name {text:?}: {problem}"),
+            IMAGE_NAME_RULE,
+        )),
     }
-    Ok(text.to_owned())
+}
+
+fn image_reference_problem(text: &str) -> Option<&'static str> {
+    if text.is_empty() {
+        return Some("it is empty");
+    }
+    let (name, digest) = match text.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (text, None),
+    };
+    if let Some(digest) = digest {
+        let valid = digest.split_once(':').is_some_and(|(algorithm, hex)| {
+            !algorithm.is_empty()
+                && algorithm
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
+                && hex.len() >= 32
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        });
+        if !valid {
+            return Some("the digest is not ALGORITHM:HEX");
+        }
+    }
+    // A tag follows the last ':' after the last '/' (a ':' before it is a registry's port).
+    let last_slash = name.rfind('/').map_or(0, |at| at + 1);
+    let (name, tag) = match name.get(last_slash..).and_then(|tail| tail.rfind(':')) {
+        Some(colon) => name
+            .split_at_checked(last_slash + colon)
+            .map_or((name, None), |(name, tag)| (name, tag.get(1..))),
+        None => (name, None),
+    };
+    if let Some(tag) = tag {
+        let mut bytes = tag.bytes();
+        let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        let valid = tag.len() <= 128
+            && bytes.next().is_some_and(word)
+            && bytes.all(|b| word(b) || b == b'.' || b == b'-');
+        if !valid {
+            return Some("the tag is not [A-Za-z0-9_][A-Za-z0-9_.-]* (128 at most)");
+        }
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    if parts.len() > 1
+        && parts
+            .first()
+            .is_some_and(|first| first.contains(['.', ':']) || *first == "localhost")
+    {
+        let registry = parts.remove(0);
+        let (host, port) = match registry.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (registry, None),
+        };
+        let host_ok = !host.is_empty()
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        let port_ok =
+            port.is_none_or(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+        if !host_ok || !port_ok {
+            return Some("the registry is not HOST[:PORT]");
+        }
+    }
+    for part in parts {
+        if part.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Some("the repository path must be lowercase");
+        }
+        if !path_component(part) {
+            return Some("a path part is not [a-z0-9] runs joined by '.', '_', '__' or '-'");
+        }
+    }
+    None
+}
+
+/// `[a-z0-9]+` runs joined by one separator: `.`, `_`, `__`, or any number of `-`.
+fn path_component(part: &str) -> bool {
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = part.as_bytes();
+    if !bytes.first().is_some_and(alnum) || !bytes.last().is_some_and(alnum) {
+        return false;
+    }
+    let mut separator = String::new();
+    for &byte in bytes {
+        if alnum(&byte) {
+            let valid = matches!(separator.as_str(), "" | "." | "_" | "__")
+                || separator.bytes().all(|b| b == b'-');
+            if !valid {
+                return false;
+            }
+            separator.clear();
+        } else {
+            separator.push(char::from(byte));
+        }
+    }
+    true
+}
+
+/// What to write for a short name (`nvidia/cuda:12`, `ubuntu`) that Podman could not resolve
+/// because no unqualified-search registry is set: its Docker Hub spelling.
+pub fn fully_qualified(short: &str) -> String {
+    if short.contains('/') {
+        format!("docker.io/{short}")
+    } else {
+        format!("docker.io/library/{short}")
+    }
+}
+
+/// The hint for Podman's "short-name did not resolve" error in `message`: the name written
+/// out in full, or `None` when the message is about something else.
+pub fn short_name_hint(message: &str) -> Option<String> {
+    let at = message.find("short-name")?;
+    let rest = message.get(at..)?;
+    let name = rest
+        .split('"')
+        .nth(1)
+        .filter(|name| !name.is_empty() && !name.contains(char::is_whitespace));
+    Some(match name {
+        Some(name) => format!(
+            "no registry is configured to search for the short name {name}: write it fully qualified, {} (or list registries under unqualified-search-registries in ~/.config/containers/registries.conf)",
+            fully_qualified(name)
+        ),
+        None => "write the image name fully qualified, e.g. docker.io/library/ubuntu:24.04 (or list registries under unqualified-search-registries in ~/.config/containers/registries.conf)".to_owned(),
+    })
 }
 
 /// The longest name podlab accepts. A name becomes file and object names that have limits
@@ -662,6 +797,57 @@ mod tests {
         for bad in ["", "1:2:3:4", "1-", "-1", "1h", "2-1:2:3:4", "1 ", "a:b"] {
             assert!(slurm_time(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn image_names_follow_the_reference_grammar() {
+        for good in [
+            "ubuntu",
+            "ubuntu:24.04",
+            "docker.io/library/ubuntu:24.04",
+            "docker.io/nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04",
+            "nvcr.io/nvidia/pytorch:24.12-py3",
+            "localhost/podlab-test/busybox:latest",
+            "localhost:5000/a/b",
+            "Registry.Example.COM:443/team/img__x:Tag_1",
+            "quay.io/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "a--b.c_d",
+        ] {
+            assert_eq!(image_name(good).as_deref(), Ok(good), "{good}");
+        }
+        for (bad, problem) in [
+            ("", "empty"),
+            ("UPPER/Case", "lowercase"),
+            ("docker.io/Library/ubuntu", "lowercase"),
+            ("my image", "path part"),
+            ("a/-b", "path part"),
+            ("a/b.", "path part"),
+            ("a/b..c", "path part"),
+            ("a:", "tag"),
+            ("a:-x", "tag"),
+            ("a@sha256:xyz", "digest"),
+            ("bad_host.io:x/a", "registry"),
+        ] {
+            let err = image_name(bad).unwrap_err();
+            assert!(err.message.contains(problem), "{bad}: {err}");
+            assert_eq!(err.hint, IMAGE_NAME_RULE);
+        }
+    }
+
+    #[test]
+    fn a_short_name_that_did_not_resolve_gets_its_full_spelling() {
+        let message = r#"creating build container: short-name "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04" did not resolve to an alias and no unqualified-search registries are defined in "/home/u/.config/containers/registries.conf""#;
+        let hint = short_name_hint(message).unwrap();
+        assert!(
+            hint.contains("docker.io/nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"),
+            "{hint}"
+        );
+        assert!(
+            short_name_hint(r#"short-name "ubuntu" did not resolve"#)
+                .unwrap()
+                .contains("docker.io/library/ubuntu")
+        );
+        assert_eq!(short_name_hint("manifest unknown"), None);
     }
 
     #[test]

@@ -522,3 +522,59 @@ pub fn dl_image() -> Option<&'static str> {
         }
     }
 }
+
+/// The keys README.md documents for `podlab COMMAND --json` (its "JSON output" list: the
+/// backticked names after the command, outside parentheses), sorted.
+pub fn readme_json_keys(command: &str) -> Vec<String> {
+    let readme = include_str!("../../README.md");
+    let marker = format!("- `podlab {command} --json`");
+    let mut entry = String::new();
+    let mut lines = readme.lines().skip_while(|line| !line.starts_with(&marker));
+    if let Some(first) = lines.next() {
+        entry.push_str(first);
+    }
+    for line in lines.take_while(|line| line.starts_with("  ")) {
+        entry.push(' ');
+        entry.push_str(line.trim());
+    }
+    let described = entry.split_once("`: ").map_or_else(
+        || panic!("README.md documents no {marker}"),
+        |(_, rest)| rest,
+    );
+    // Values are named in parentheses after their key: leave them out.
+    let mut depth = 0_u32;
+    let described: String = described
+        .chars()
+        .filter(|c| {
+            match c {
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                _ => return depth == 0,
+            }
+            false
+        })
+        .collect();
+    let mut keys: Vec<String> = described
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|word| word.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .map(str::to_owned)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The keys of a JSON object, sorted.
+#[track_caller]
+pub fn json_keys(value: &serde_json::Value) -> Vec<String> {
+    let mut keys: Vec<String> = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}

@@ -105,7 +105,8 @@ install_packages() {
     apt-get install -y -qq "${podman_target[@]}" podman >/dev/null
   fi
   # libc6-dev pinned to the installed libc6: trixie's podman may have upgraded libc6.
-  apt-get install -y -qq uidmap runc slirp4netns passt busybox-static hyperfine time curl gcc tmux \
+  # groff-base: CI and the e2e tests check podlab's manual pages with groff -ww.
+  apt-get install -y -qq uidmap runc slirp4netns passt busybox-static hyperfine time curl gcc tmux groff-base \
     "libc6-dev=$(dpkg-query -W -f='${Version}' libc6)" >/dev/null
   [[ $(podman_major) -ge 5 ]] || die "podman 5 did not install (found $(podman --version 2>&1))"
 }

@@ -73,6 +73,11 @@ pub fn image_unit(
             args,
             tag,
         } => {
+            if pull {
+                emitted.notices.push(format!(
+                    "--pull-unit pulls a named image; this session builds {tag}, so its .build unit makes the image instead"
+                ));
+            }
             if !caps.has_unit_type(UnitType::Build) {
                 emitted.notices.push(format!(
                     "podman {} has no .build units (they need {}): the unit runs {tag}, so build it first with podlab build",
@@ -233,6 +238,19 @@ mod tests {
         );
         let text = container.unit.render(&caps(5, 4)).unwrap();
         assert!(text.contains("\nImage=demo.build\n"), "{text}");
+        assert!(container.notices.is_empty(), "{:?}", container.notices);
+        // Issue 15: --pull-unit on a built image was ignored without a word.
+        let mut asked = emitted();
+        image_unit(&image, &mut asked, true, &caps(5, 4)).unwrap();
+        assert!(
+            asked
+                .notices
+                .iter()
+                .any(|notice| notice.contains("--pull-unit")
+                    && notice.contains("builds localhost/proj:latest")),
+            "{:?}",
+            asked.notices
+        );
 
         let mut older = emitted();
         assert_eq!(
