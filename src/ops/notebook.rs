@@ -8,7 +8,7 @@
 //! written as a plain `.service` into the user's systemd directory (see
 //! [`crate::emit::quadlet::service`]), and enabled; every command finds a notebook in either
 //! place. Such a Podman never shows a secret's data, so `url` reads the token from the
-//! running container (`printenv`, whose command line names only the variable). A name is taken when its unit, its secret or a container of that name
+//! running container (with `/bin/sh`, whose command line names only the variable). A name is taken when its unit, its secret or a container of that name
 //! exists; a refused install changes nothing, and a unit that cannot be written takes its new
 //! secret with it. `start`, `stop` and `logs` go through `systemctl --user` where a systemd
 //! user instance runs; elsewhere `stop` and `logs` act on the container through the API, and
@@ -437,7 +437,8 @@ async fn token_url<E: Engine>(engine: &E, notebook: &Installed) -> Result<String
 
 /// The token as notebook `name`'s running container holds it, for a Podman that never shows
 /// a secret's data (before 4.5): the container the secret was handed to is its only reader.
-/// `printenv JUPYTER_TOKEN` names the variable, never the token, on any command line.
+/// The command names the variable, never the token, on any command line; it is `/bin/sh`
+/// by its path, since 4.3.1 gives an exec no `PATH` in an image that sets none.
 async fn token_in_container<E: Engine>(engine: &E, name: &str) -> Result<String> {
     let Some(facts) = container(engine, name).await?.filter(|facts| facts.running) else {
         return Err(Error::user(format!(
@@ -445,7 +446,11 @@ async fn token_in_container<E: Engine>(engine: &E, name: &str) -> Result<String>
         ))
         .hint(format!("start it first: podlab notebook start {name}")));
     };
-    let command = ["printenv".to_owned(), TOKEN_ENV.to_owned()];
+    let command = [
+        "/bin/sh".to_owned(),
+        "-c".to_owned(),
+        format!("printf %s \"${TOKEN_ENV}\""),
+    ];
     let exec = engine.exec_create(&facts.id, &command, false).await?;
     let mut stream = engine.exec_start(&exec, false).await?;
     let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -456,10 +461,10 @@ async fn token_in_container<E: Engine>(engine: &E, name: &str) -> Result<String>
         let said = String::from_utf8_lossy(&err);
         let said = said.lines().next().map(|line| format!(": {line}"));
         return Err(Error::env(format!(
-            "cannot read notebook {name}'s token from its container: printenv {TOKEN_ENV} exited {code}{}",
+            "cannot read notebook {name}'s token from its container: /bin/sh printing ${TOKEN_ENV} exited {code}{}",
             said.unwrap_or_default()
         ))
-        .hint("the image needs printenv (coreutils or busybox) on podman before 4.5"));
+        .hint("on podman before 4.5 the image needs /bin/sh for podlab to read the token; or upgrade podman"));
     }
     Ok(token)
 }
@@ -968,7 +973,7 @@ mod tests {
 
     /// On Podman 4.3.1 (no quadlet, no `showsecret`) the notebook is a plain service in the
     /// user's systemd directory: found there by name and as the only one, its URL's token read
-    /// from the running container with `printenv` (refused with a hint while it is stopped),
+    /// from the running container with `/bin/sh` (refused with a hint while it is stopped),
     /// and removed whole with its container and secret.
     #[tokio::test]
     async fn a_plain_service_notebook_is_found_read_and_removed_on_podman_4_3() {
@@ -1030,9 +1035,9 @@ mod tests {
             "http://127.0.0.1:9000/lab?token=t0ken-xyz"
         );
         assert!(
-            engine
-                .calls()
-                .contains(&"exec nb-id tty=false printenv JUPYTER_TOKEN".to_owned()),
+            engine.calls().contains(
+                &"exec nb-id tty=false /bin/sh -c printf %s \"$JUPYTER_TOKEN\"".to_owned()
+            ),
             "{:?}",
             engine.calls()
         );
