@@ -75,6 +75,7 @@ fn doctor_passes_on_the_provisioned_host() {
         "XDG_RUNTIME_DIR",
         "socket",
         "cgroups",
+        "init",
         "quadlet",
     ] {
         assert_eq!(status(name), "pass", "{name}: {checks:#?}");

@@ -41,24 +41,28 @@ fn up() -> Option<&'static Rig> {
     rig()
 }
 
-/// Removes what an earlier run may have left of unit `name`: podlab's unit files, the
-/// container, the notebook's secret, a failed state.
+/// Removes what an earlier run may have left of unit `name`: podlab's unit files (a plain
+/// service's too, and its `enable` links), the container, the notebook's secret, a failed
+/// state.
 fn forget(machine: &Machine, name: &str) {
     let script = format!(
         "systemctl --user stop {name}.service 2>/dev/null; \
-         rm -f ~/.config/containers/systemd/podlab/{name}.* ~/.config/containers/systemd/{name}.*; \
+         systemctl --user disable {name}.service 2>/dev/null; \
+         rm -f ~/.config/containers/systemd/podlab/{name}.* ~/.config/containers/systemd/{name}.* \
+               ~/.config/systemd/user/{name}.service; \
          systemctl --user daemon-reload; systemctl --user reset-failed {name}.service 2>/dev/null; \
          podman rm -f -t 0 {name} >/dev/null 2>&1; podman secret rm podlab-notebook-{name} >/dev/null 2>&1; true"
     );
     machine.sh(&script).expect_code(0);
 }
 
-/// Asserts that unit `name` left nothing: no unit file, no container, no unit loaded, none
-/// failed.
+/// Asserts that unit `name` left nothing: no unit file (nor a plain service or its `enable`
+/// link), no container, no unit loaded, none failed.
 #[track_caller]
 fn assert_gone(machine: &Machine, name: &str) {
     let files = machine.sh(&format!(
         "ls ~/.config/containers/systemd/podlab/{name}.* ~/.config/containers/systemd/{name}.* \
+         ~/.config/systemd/user/{name}.service ~/.config/systemd/user/*.wants/{name}.service \
          /run/user/$(id -u)/systemd/generator/{name}.service 2>/dev/null; true"
     ));
     assert_eq!(files.stdout, "", "unit files left on {}", machine.name);
@@ -202,12 +206,14 @@ fn a_gpu_session_unit_runs_and_is_removed_whole_on_podman_5_8() {
 
 // --- notebooks ---------------------------------------------------------------------------------
 
-/// `podlab notebook install` reaches `active` once healthy (`Notify=healthy`), answers on its
-/// URL, is restarted by systemd after its container is killed, stops, starts and is removed
-/// whole; its token is in no unit file, no journal line of its service and no process's
-/// arguments.
+/// `podlab notebook install` reaches `active` once healthy (`Notify=healthy`; on 4.3.1, a
+/// plain service, once its container runs, and healthy soon after), answers on its URL, is
+/// restarted by systemd after its container is killed, stops, starts and is removed whole;
+/// its token is in no unit file, no journal line of its service and no process's arguments.
 fn a_notebook_lives_under_systemd(rig: &Rig, machine: &Machine) {
     let name = "nb";
+    // Podman 4.3.1 has no quadlet: a plain service in the user's systemd directory.
+    let plain = machine.podman_version().starts_with("4.3.");
     forget(machine, name);
     let installed = machine.podlab(&[
         "notebook",
@@ -229,16 +235,43 @@ fn a_notebook_lives_under_systemd(rig: &Rig, machine: &Machine) {
     ]);
     installed.expect_code(0);
     let unit = format!("{name}.service");
-    // `systemctl start` of a Notify=healthy unit returns once the health check passed.
-    assert_eq!(machine.systemctl(&["is-active", &unit]), "active");
-    let health = machine.run(&[
-        "podman",
-        "inspect",
-        "--format",
-        "{{.State.Health.Status}}",
-        name,
-    ]);
-    assert_eq!(health.stdout.trim(), "healthy", "{}", health.stderr);
+    let health = || {
+        let health = machine.run(&[
+            "podman",
+            "inspect",
+            "--format",
+            "{{.State.Health.Status}}",
+            name,
+        ]);
+        health.stdout.trim().to_owned()
+    };
+    if plain {
+        let file = format!("{}/.config/systemd/user/{unit}", machine.home());
+        assert_eq!(installed.stdout.trim(), file);
+        assert!(
+            installed.stderr.contains("podman 4.3.1 has no quadlet")
+                && !installed.stderr.contains("PodmanArgs"),
+            "{}",
+            installed.stderr
+        );
+        assert_eq!(machine.systemctl(&["is-active", &unit]), "active");
+        assert_eq!(machine.systemctl(&["is-enabled", &unit]), "enabled");
+        // No Notify=healthy before 5.0: the first health check passes soon after the start.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while health() != "healthy" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} not healthy on {}: {}",
+                machine.name,
+                health()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    } else {
+        // `systemctl start` of a Notify=healthy unit returns once the health check passed.
+        assert_eq!(machine.systemctl(&["is-active", &unit]), "active");
+        assert_eq!(health(), "healthy");
+    }
 
     let url = machine.podlab(&["notebook", "url", name]);
     url.expect_code(0);
@@ -265,7 +298,7 @@ fn a_notebook_lives_under_systemd(rig: &Rig, machine: &Machine) {
     machine.wait_active(&unit, "active", Duration::from_secs(60));
     assert_eq!(fetch(machine, &url), "notebook-ok\n");
 
-    assert_token_hidden(machine, name, &token);
+    assert_token_hidden(machine, name, &token, plain);
 
     machine.podlab(&["notebook", "stop", name]).expect_code(0);
     assert_eq!(machine.systemctl(&["is-active", &unit]), "inactive");
@@ -275,26 +308,31 @@ fn a_notebook_lives_under_systemd(rig: &Rig, machine: &Machine) {
 
     machine.podlab(&["notebook", "rm", name]).expect_code(0);
     assert_gone(machine, name);
-    let secret = machine.run(&[
-        "podman",
-        "secret",
-        "exists",
-        &format!("podlab-notebook-{name}"),
-    ]);
-    assert_eq!(
-        secret.code, 1,
+    // `podman secret exists` came after 4.3.1: the list, on every version.
+    let secrets = machine.run(&["podman", "secret", "ls", "--format", "{{.Name}}"]);
+    secrets.expect_code(0);
+    assert!(
+        !secrets
+            .stdout
+            .lines()
+            .any(|line| line == format!("podlab-notebook-{name}")),
         "the token's secret is left on {}",
         machine.name
     );
 }
 
-/// The token is not in the unit podlab wrote, nor the one the generator made, nor the
-/// service's journal, nor any process's arguments (all users', read as root).
-fn assert_token_hidden(machine: &Machine, name: &str, token: &str) {
+/// The token is not in the unit podlab wrote, nor the one the generator made (`plain`: the
+/// plain service, no generator), nor the service's journal, nor any process's arguments (all
+/// users', read as root).
+fn assert_token_hidden(machine: &Machine, name: &str, token: &str, plain: bool) {
     let unit = format!("{name}.service");
-    let unit_files = machine.sh(&format!(
-        "cat ~/.config/containers/systemd/podlab/{name}.container /run/user/$(id -u)/systemd/generator/{unit}"
-    ));
+    let unit_files = machine.sh(&if plain {
+        format!("cat ~/.config/systemd/user/{unit}")
+    } else {
+        format!(
+            "cat ~/.config/containers/systemd/podlab/{name}.container /run/user/$(id -u)/systemd/generator/{unit}"
+        )
+    });
     unit_files.expect_code(0);
     let journal = machine.run(&[
         "journalctl",
@@ -325,6 +363,13 @@ fn assert_token_hidden(machine: &Machine, name: &str, token: &str) {
             machine.name
         );
     }
+}
+
+/// Issue 11: on Debian 12's Podman 4.3.1 (no quadlet) the notebook is a plain service.
+#[test]
+fn a_notebook_lives_under_systemd_on_podman_4_3() {
+    let Some(rig) = up() else { return };
+    a_notebook_lives_under_systemd(rig, &rig.machine("bookworm"));
 }
 
 #[test]
@@ -586,10 +631,11 @@ fn kube_play_gets_the_gpu_by_cdi_name(rig: &Rig, machine: &Machine, project: &st
 // --- Podman 4.3.1 (Debian 12) ------------------------------------------------------------------
 
 /// On bookworm's Podman 4.3.1 podlab's session commands work (`run`, `ps`, `logs`, `stop`,
-/// `rm`, `kube generate|play|down`); a notebook, which needs quadlet (4.4), is refused with
-/// the version it needs, and nothing is written.
+/// `rm`, `kube generate|play|down`); a notebook, which has no quadlet there, is installed as
+/// a plain service in the user's systemd directory (nothing goes to quadlet's), and `notebook
+/// rm` removes it (the whole life of one: `a_notebook_lives_under_systemd_on_podman_4_3`).
 #[test]
-fn sessions_and_kube_work_and_notebooks_are_refused_on_podman_4_3() {
+fn sessions_kube_and_notebooks_work_on_podman_4_3() {
     let Some(rig) = up() else { return };
     let machine = rig.machine("bookworm");
     let (session, pod) = ("old-session", "old-kube");
@@ -667,24 +713,49 @@ fn sessions_and_kube_work_and_notebooks_are_refused_on_podman_4_3() {
         .expect_code(0);
     assert_eq!(machine.run(&["podman", "pod", "exists", pod]).code, 1);
 
-    // Notebooks need quadlet still (a plain service for them is not written yet).
-    let refused = machine.podlab_in(
-        &project,
+    a_notebook_is_a_plain_service(rig, &machine, &project);
+}
+
+/// `notebook install` on 4.3.1 writes a plain service in the user's systemd directory and
+/// nothing to quadlet's; `notebook rm` removes it whole.
+fn a_notebook_is_a_plain_service(rig: &Rig, machine: &Machine, project: &str) {
+    let notebook = "old-nb";
+    forget(machine, notebook);
+    let installed = machine.podlab_in(
+        project,
         &[
-            "notebook", "install", "--name", "old-nb", "--image", &rig.image, "--gpus", "none",
+            "notebook",
+            "install",
+            "--name",
+            notebook,
+            "--image",
+            &rig.image,
+            "--gpus",
+            "none",
+            "--port",
+            "18887",
+            "--health-cmd",
+            NOTEBOOK_HEALTH,
+            "--",
+            "sh",
+            "-c",
+            NOTEBOOK_SERVER,
         ],
     );
-    refused.expect_code(1);
-    assert!(
-        refused
-            .stderr
-            .contains("podman 4.3.1 has no .container units: they need podman 4.4.0 or newer"),
-        "{}",
-        refused.stderr
+    installed.expect_code(0);
+    assert_eq!(
+        installed.stdout.trim(),
+        format!("{}/.config/systemd/user/{notebook}.service", machine.home())
     );
-    assert!(refused.stderr.contains("hint: "), "{}", refused.stderr);
-    let units = machine.sh("ls -A ~/.config/containers/systemd 2>/dev/null; true");
-    assert_eq!(units.stdout, "", "a refused install wrote units");
+    let units = machine.sh("ls -A ~/.config/containers/systemd/podlab/old-nb.* 2>/dev/null; true");
+    assert_eq!(
+        units.stdout, "",
+        "a quadlet unit on a podman without quadlet"
+    );
+    machine
+        .podlab_in(project, &["notebook", "rm", notebook])
+        .expect_code(0);
+    assert_gone(machine, notebook);
 }
 
 // --- the capability table against the real Podman versions ------------------------------------

@@ -132,5 +132,5 @@ async fn install(args: InstallArgs, connect: &ConnectOptions) -> Result<()> {
     };
     let installed = notebook::install(session, &options, connect).await?;
     print_result(&format!("{}\n", installed.path.display()))?;
-    notebook::start_installed(&installed.name)
+    notebook::start_installed(&installed)
 }

@@ -176,9 +176,18 @@ pub trait Engine {
         name: &str,
     ) -> impl Future<Output = Result<Option<std::collections::BTreeMap<String, String>>>> + Send;
     /// The secret's bytes (inspect with `showsecret=true`), or `None` when there is none.
-    fn secret_data(&self, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+    fn secret_data(&self, name: &str) -> impl Future<Output = Result<Option<SecretData>>> + Send;
     /// Removes the secret; `false` when there was none.
     fn remove_secret(&self, name: &str) -> impl Future<Output = Result<bool>> + Send;
+}
+
+/// A secret's data, as Podman shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretData {
+    Shown(Vec<u8>),
+    /// The secret exists, but this Podman never shows a secret's data (`showsecret` came in
+    /// 4.5; Debian 12's 4.3.1 ignores it): only a container it was handed to can read it.
+    Hidden,
 }
 
 /// What [`Engine::inspect_json`] inspects.
@@ -474,6 +483,8 @@ pub mod fake {
         pub links: BTreeMap<String, String>,
         /// Secrets by name, shared between clones (`create_secret` adds, `remove_secret` drops).
         pub secrets: Arc<Mutex<BTreeMap<String, Secret>>>,
+        /// Shows no secret's data, as Podman before 4.5.
+        pub hides_secret_data: bool,
     }
 
     impl FakeEngine {
@@ -727,14 +738,20 @@ pub mod fake {
                 .map(|(_, labels)| labels.clone()))
         }
 
-        async fn secret_data(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        async fn secret_data(&self, name: &str) -> Result<Option<super::SecretData>> {
             self.record(format!("secret-inspect {name}"));
             Ok(self
                 .secrets
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .get(name)
-                .map(|(data, _)| data.clone()))
+                .map(|(data, _)| {
+                    if self.hides_secret_data {
+                        super::SecretData::Hidden
+                    } else {
+                        super::SecretData::Shown(data.clone())
+                    }
+                }))
         }
 
         async fn remove_secret(&self, name: &str) -> Result<bool> {

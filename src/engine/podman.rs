@@ -755,7 +755,7 @@ impl Engine for PodmanApi {
         super::secrets::labels(&self.libpod, name).await
     }
 
-    async fn secret_data(&self, name: &str) -> Result<Option<Vec<u8>>> {
+    async fn secret_data(&self, name: &str) -> Result<Option<super::SecretData>> {
         super::secrets::data(&self.libpod, name).await
     }
 

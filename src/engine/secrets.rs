@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use hyper::{Method, StatusCode};
 use serde::Deserialize;
 
+use super::SecretData;
 use super::http::{Libpod, query_escape};
 use crate::{Error, Result};
 
@@ -67,8 +68,9 @@ pub async fn create(
     }
 }
 
-/// The secret's bytes (`showsecret=true`), or `None` when there is no such secret.
-pub async fn data(libpod: &Libpod, name: &str) -> Result<Option<Vec<u8>>> {
+/// The secret's bytes (`showsecret=true`), or `None` when there is no such secret; a Podman
+/// that ignores `showsecret` (before 4.5) answers without `SecretData`: hidden.
+pub async fn data(libpod: &Libpod, name: &str) -> Result<Option<SecretData>> {
     let path = format!("/secrets/{}/json?showsecret=true", query_escape(name));
     match libpod.call(Method::GET, &path, None).await? {
         Ok(bytes) => {
@@ -77,11 +79,9 @@ pub async fn data(libpod: &Libpod, name: &str) -> Result<Option<Vec<u8>>> {
                     "podman's answer to secret inspect is unreadable: {err}"
                 ))
             })?;
-            let data = inspect.data.ok_or_else(|| {
-                Error::env(format!("podman did not show the data of secret {name}"))
-                    .hint("podlab needs podman 4.5 or newer (secret inspect --showsecret)")
-            })?;
-            Ok(Some(data.into_bytes()))
+            Ok(Some(inspect.data.map_or(SecretData::Hidden, |data| {
+                SecretData::Shown(data.into_bytes())
+            })))
         }
         Err(failure) if failure.status == StatusCode::NOT_FOUND => Ok(None),
         Err(failure) => Err(Error::env(format!(

@@ -136,6 +136,72 @@ pub struct Facts {
     pub cdi_specs: Vec<SpecStatus>,
     pub systemd_running: bool,
     pub linger: bool,
+    /// The init `--init` runs as PID 1 in podlab's sessions and units (see [`find_init`]).
+    pub init: InitFact,
+}
+
+/// The init Podman would run for `--init`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitFact {
+    /// `init_path` from containers.conf, when one of them sets it.
+    pub configured: Option<PathBuf>,
+    /// The executable found: the configured one, else catatonit.
+    pub found: Option<PathBuf>,
+}
+
+/// Where Podman looks for catatonit when containers.conf names no `init_path` (its helper
+/// directories: Debian and Fedora, then Arch), before `PATH`.
+const CATATONIT_DIRS: [&str; 2] = ["/usr/libexec/podman", "/usr/lib/podman"];
+
+/// The containers.conf files Podman reads, lowest precedence first: the system's (under
+/// `root`), then the user's.
+fn containers_confs(root: &HostRoot) -> Vec<PathBuf> {
+    let mut files = vec![
+        root.path("/usr/share/containers/containers.conf"),
+        root.path("/etc/containers/containers.conf"),
+    ];
+    if let Ok(entries) = fs::read_dir(root.path("/etc/containers/containers.conf.d")) {
+        let mut drop_ins: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "conf"))
+            .collect();
+        drop_ins.sort();
+        files.extend(drop_ins);
+    }
+    files.extend(crate::cdi::store::containers_conf().ok());
+    files
+}
+
+/// The init for `--init`: the last `init_path` the `confs` set (in `[engine]`), else
+/// catatonit in Podman's helper directories under `root`, else on `path` (`$PATH`).
+pub fn find_init(root: &HostRoot, confs: &[PathBuf], path: Option<&std::ffi::OsStr>) -> InitFact {
+    let configured = confs
+        .iter()
+        .rev()
+        .filter_map(|file| fs::read_to_string(file).ok())
+        .filter_map(|text| text.parse::<toml_edit::DocumentMut>().ok())
+        .find_map(|doc| {
+            doc.get("engine")
+                .and_then(|engine| engine.get("init_path"))
+                .and_then(|value| value.as_str())
+                .filter(|value| !value.is_empty())
+                .map(PathBuf::from)
+        });
+    let executable = |path: &Path| {
+        fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.mode() & 0o111 != 0)
+    };
+    let found = match &configured {
+        Some(init) => Some(root.path(&init.to_string_lossy())).filter(|path| executable(path)),
+        None => CATATONIT_DIRS
+            .iter()
+            .map(|dir| root.path(&format!("{dir}/catatonit")))
+            .find(|path| executable(path))
+            .or_else(|| {
+                let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+                which::which_in("catatonit", path, cwd).ok()
+            }),
+    };
+    InitFact { configured, found }
 }
 
 /// Where [`gather`] reads host files; `/` except in tests.
@@ -208,6 +274,11 @@ pub async fn gather(root: &HostRoot, connect: &ConnectOptions) -> Facts {
         linger: user_name
             .as_ref()
             .is_some_and(|name| root.path("/var/lib/systemd/linger").join(name).exists()),
+        init: find_init(
+            root,
+            &containers_confs(root),
+            std::env::var_os("PATH").as_deref(),
+        ),
     }
 }
 
@@ -301,6 +372,7 @@ pub fn checks(facts: &Facts) -> Vec<Check> {
     out.push(runtime_dir(facts));
     out.push(socket(facts));
     out.push(cgroup_and_runtime(facts));
+    out.push(init(&facts.init));
     out.extend(gpu(facts));
     out.push(match facts.selinux {
         SelinuxMode::Enforcing => Check::warn(
@@ -569,6 +641,33 @@ fn cdi_specs(facts: &Facts) -> Vec<Check> {
         .collect()
 }
 
+/// Sessions and units run `--init` (an init as PID 1 passes a stop on to the command), so
+/// without the init Podman names no container of podlab's starts.
+fn init(init: &InitFact) -> Check {
+    const HINT: &str = "install catatonit (Debian/Ubuntu: sudo apt-get install catatonit; Fedora: sudo dnf install catatonit)";
+    match (&init.found, &init.configured) {
+        (Some(path), _) => Check::pass(
+            "init",
+            format!("{} (PID 1 of podlab's containers)", path.display()),
+        ),
+        (None, Some(configured)) => Check::fail(
+            "init",
+            format!(
+                "init_path {} in containers.conf is not an executable: podlab's sessions and units run --init and cannot start",
+                configured.display()
+            ),
+            format!(
+                "{HINT}, or set init_path in containers.conf's [engine] to an init that exists"
+            ),
+        ),
+        (None, None) => Check::fail(
+            "init",
+            "no catatonit (Podman's init for --init) in /usr/libexec/podman, /usr/lib/podman or PATH: podlab's sessions and units run --init and cannot start",
+            HINT,
+        ),
+    }
+}
+
 fn quadlet(facts: &Facts) -> Check {
     match &facts.quadlet_generator {
         Some(path) => Check::pass("quadlet", path.display().to_string()),
@@ -646,6 +745,10 @@ mod tests {
             cdi_specs: Vec::new(),
             systemd_running: false,
             linger: false,
+            init: InitFact {
+                configured: None,
+                found: Some("/usr/libexec/podman/catatonit".into()),
+            },
         }
     }
 
@@ -817,6 +920,83 @@ mod tests {
             .as_deref(),
             Some("alice")
         );
+    }
+
+    fn executable(path: &Path) {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// Doctor finds the init for `--init` as Podman does: `init_path` from containers.conf
+    /// (the last file that sets it), else catatonit in Podman's helper directory, else on
+    /// PATH; without one, the check fails with a hint to install catatonit.
+    #[test]
+    fn doctor_checks_the_init_that_sessions_and_units_run_as_pid_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostRoot(dir.path().join("root"));
+        let bin = dir.path().join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        let path = Some(bin.as_os_str());
+        let mut facts = healthy();
+
+        // Nothing anywhere: a failure naming catatonit.
+        facts.init = find_init(&host, &[], path);
+        assert_eq!(
+            facts.init,
+            InitFact {
+                configured: None,
+                found: None
+            }
+        );
+        let check = checks(&facts)
+            .into_iter()
+            .find(|c| c.name == "init")
+            .unwrap();
+        assert_eq!(check.status, Status::Fail);
+        assert!(check.message.contains("no catatonit"), "{}", check.message);
+        assert!(check.hint.unwrap().contains("apt-get install catatonit"));
+
+        // On PATH, then in Podman's helper directory (which wins).
+        executable(&bin.join("catatonit"));
+        assert_eq!(
+            find_init(&host, &[], path).found,
+            Some(bin.join("catatonit"))
+        );
+        let helper = dir.path().join("root/usr/libexec/podman/catatonit");
+        executable(&helper);
+        assert_eq!(find_init(&host, &[], path).found, Some(helper.clone()));
+        facts.init = find_init(&host, &[], path);
+        assert_eq!(status_of(&checks(&facts), "init"), Status::Pass);
+
+        // init_path set (the user's file after the system's): that one, and only that one.
+        let system = dir.path().join("system.conf");
+        let user = dir.path().join("user.conf");
+        fs::write(&system, "[engine]\ninit_path = \"/usr/bin/tini\"\n").unwrap();
+        fs::write(&user, "[engine]\ninit_path = \"/opt/init/dumb-init\"\n").unwrap();
+        facts.init = find_init(&host, &[system.clone(), user.clone()], path);
+        assert_eq!(
+            facts.init,
+            InitFact {
+                configured: Some("/opt/init/dumb-init".into()),
+                found: None
+            }
+        );
+        let check = checks(&facts)
+            .into_iter()
+            .find(|c| c.name == "init")
+            .unwrap();
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check.message.contains("init_path /opt/init/dumb-init"),
+            "{}",
+            check.message
+        );
+        assert!(check.hint.unwrap().contains("set init_path"));
+        let dumb = dir.path().join("root/opt/init/dumb-init");
+        executable(&dumb);
+        assert_eq!(find_init(&host, &[system, user], path).found, Some(dumb));
     }
 
     #[test]

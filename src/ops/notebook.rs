@@ -4,7 +4,11 @@
 //! [`install`] writes the session's `.container` unit (see [`crate::emit::quadlet::notebook`])
 //! into podlab's unit directory, with a fresh token kept in a Podman secret made through the
 //! API: the token is never in the unit, a label, a command line or a log, and `url` reads it
-//! back from the secret. A name is taken when its unit, its secret or a container of that name
+//! back from the secret. On a Podman without quadlet (Debian 12's 4.3.1) the same unit is
+//! written as a plain `.service` into the user's systemd directory (see
+//! [`crate::emit::quadlet::service`]), and enabled; every command finds a notebook in either
+//! place. Such a Podman never shows a secret's data, so `url` reads the token from the
+//! running container (with `/bin/sh`, whose command line names only the variable). A name is taken when its unit, its secret or a container of that name
 //! exists; a refused install changes nothing, and a unit that cannot be written takes its new
 //! secret with it. `start`, `stop` and `logs` go through `systemctl --user` where a systemd
 //! user instance runs; elsewhere `stop` and `logs` act on the container through the API, and
@@ -16,13 +20,16 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncWrite;
 
+use crate::capabilities::Feature;
 use crate::emit::podman::labels;
 use crate::emit::quadlet::container::check_unit_name;
 use crate::emit::quadlet::notebook::{
-    CONTAINER_PORT, DEFAULT_COMMAND, KIND, Notebook, notebook_unit, secret_name,
+    CONTAINER_PORT, DEFAULT_COMMAND, KIND, Notebook, TOKEN_ENV, notebook_unit, secret_name,
 };
+use crate::emit::quadlet::service::plain_service;
 use crate::emit::quadlet::unit::{Origin, origin};
-use crate::engine::{self, ConnectOptions, ContainerFacts, Engine};
+use crate::engine::frames::demultiplex;
+use crate::engine::{self, ConnectOptions, ContainerFacts, Engine, SecretData};
 use crate::ops::containers;
 use crate::ops::quadlet::{image_user, target};
 use crate::ops::units;
@@ -52,6 +59,37 @@ pub struct InstallOptions {
 pub struct Install {
     pub name: String,
     pub path: PathBuf,
+    /// A plain `.service` (Podman without quadlet), which must also be enabled.
+    plain: bool,
+}
+
+/// Where notebooks' units are: podlab's quadlet directory (`NAME.container`) and, for a
+/// Podman without quadlet, the user's systemd directory (`NAME.service`, a plain service).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Dirs {
+    quadlet: PathBuf,
+    plain: PathBuf,
+}
+
+impl Dirs {
+    fn here() -> Result<Self> {
+        Ok(Self {
+            quadlet: units::unit_dir()?,
+            plain: units::service_dir()?,
+        })
+    }
+
+    /// Notebook `name`'s unit file in each form, quadlet's first, with whether it is plain.
+    fn files(&self, name: &str) -> [(PathBuf, bool); 2] {
+        [
+            (self.quadlet.join(format!("{name}.container")), false),
+            (self.plain.join(format!("{name}.service")), true),
+        ]
+    }
+
+    fn describe(&self) -> String {
+        format!("{} or {}", self.quadlet.display(), self.plain.display())
+    }
 }
 
 /// Installs `session` as a notebook: its unit in podlab's unit directory and its token in a
@@ -68,17 +106,20 @@ pub async fn install(
         .clone()
         .unwrap_or_else(|| DEFAULT_NAME.to_owned());
     check_unit_name(&name)?;
-    let dir = units::unit_dir()?;
-    check_unit_free(&dir, &name)?;
-    units::check_not_shadowed(
-        &units::quadlet_dirs()?,
-        &dir,
-        &[(format!("{name}.container"), String::new())],
-    )?;
+    let dirs = Dirs::here()?;
+    check_unit_free(&dirs, &name)?;
     let caps = target("auto")?;
+    let plain = !caps.has(Feature::Quadlet);
+    if !plain {
+        units::check_not_shadowed(
+            &units::quadlet_dirs()?,
+            &dirs.quadlet,
+            &[(format!("{name}.container"), String::new())],
+        )?;
+    }
     let connected = engine::connect(connect).await?;
     check_name_free(&connected.engine, &name).await?;
-    check_notebook_port(&dir, options.port)?;
+    check_notebook_port(&dirs, options.port)?;
     units::check_ports(&session.ports)?;
     for notice in &port_notices {
         tracing::warn!("{notice}");
@@ -108,24 +149,32 @@ pub async fn install(
     for notice in &emitted.notices {
         tracing::warn!("{notice}");
     }
-    let text = emitted.unit.render(&caps)?;
-    let path = write(
-        &connected.engine,
-        &dir,
-        &notebook.secret,
-        &token()?,
-        (emitted.unit.file_name(), text),
-    )
-    .await?;
-    Ok(Install { name, path })
+    let (dir, file) = if plain {
+        tracing::warn!(
+            "podman {} has no quadlet (it needs {}): writing a plain systemd service instead",
+            caps.version(),
+            Feature::Quadlet.since()
+        );
+        let text = plain_service(&emitted.unit)?;
+        (dirs.plain, (format!("{name}.service"), text))
+    } else {
+        let text = emitted.unit.render(&caps)?;
+        (dirs.quadlet, (emitted.unit.file_name(), text))
+    };
+    let path = write(&connected.engine, &dir, &notebook.secret, &token()?, file).await?;
+    Ok(Install { name, path, plain })
 }
 
-/// Starts a notebook just installed where a systemd user instance runs; elsewhere says what
-/// to run.
-pub fn start_installed(name: &str) -> Result<()> {
+/// Starts a notebook just installed where a systemd user instance runs (a plain service is
+/// also enabled: systemd applies its `WantedBy=` only then); elsewhere says what to run.
+pub fn start_installed(installed: &Install) -> Result<()> {
+    let name = &installed.name;
     let service = format!("{name}.service");
     if units::systemd_user_instance() {
         units::reload_and("start", &service, &format!("podlab notebook rm {name}"))?;
+        if installed.plain {
+            units::systemctl(&["enable", &service])?;
+        }
         tracing::warn!("started {service}; its URL: podlab notebook url {name}");
     } else {
         tracing::warn!(
@@ -176,9 +225,9 @@ fn notebook_session(mut session: Session, port: u16) -> Result<(Session, Vec<Str
 
 /// The notebook's host port must be free now and not the port of another notebook installed
 /// (which may be stopped, or wait for a systemd that is not running here).
-fn check_notebook_port(dir: &Path, port: u16) -> Result<()> {
-    for other in notebooks(dir) {
-        let Ok(installed) = installed(dir, &other) else {
+fn check_notebook_port(dirs: &Dirs, port: u16) -> Result<()> {
+    for other in notebooks(dirs) {
+        let Ok(installed) = installed(dirs, &other) else {
             continue;
         };
         if installed.port().is_ok_and(|taken| taken.host_port == port) {
@@ -213,11 +262,12 @@ fn taken(name: &str, what: &str) -> Error {
     ))
 }
 
-/// Fails when a unit file of that name is in podlab's unit directory.
-fn check_unit_free(dir: &Path, name: &str) -> Result<()> {
-    let path = dir.join(format!("{name}.container"));
-    if path.exists() {
-        return Err(taken(name, &format!("{} exists", path.display())));
+/// Fails when a notebook unit file of that name exists, in either form.
+fn check_unit_free(dirs: &Dirs, name: &str) -> Result<()> {
+    for (path, _) in dirs.files(name) {
+        if path.exists() {
+            return Err(taken(name, &format!("{} exists", path.display())));
+        }
     }
     Ok(())
 }
@@ -225,7 +275,7 @@ fn check_unit_free(dir: &Path, name: &str) -> Result<()> {
 /// Fails when the notebook's secret, or a container of that name, exists.
 async fn check_name_free<E: Engine>(engine: &E, name: &str) -> Result<()> {
     let secret = secret_name(name);
-    if engine.secret_data(&secret).await?.is_some() {
+    if engine.secret_labels(&secret).await?.is_some() {
         return Err(taken(name, &format!("the podman secret {secret} exists")));
     }
     units::check_container_free(engine, name, &[]).await
@@ -276,43 +326,54 @@ struct Installed {
     name: String,
     unit: PathBuf,
     text: String,
+    /// A plain `.service`, not a quadlet unit.
+    plain: bool,
 }
 
-/// Whether `text` is a notebook unit podlab wrote.
+/// Whether `text` is a notebook unit podlab wrote: its kind label is a `Label=` line of a
+/// quadlet unit, or a `--label=` word of a plain service's `podman run`.
 fn is_notebook(text: &str) -> bool {
+    let label = format!("{}={KIND}", labels::KIND);
     origin(text) != Origin::Foreign
-        && text
-            .lines()
-            .any(|line| line == format!("Label={}={KIND}", labels::KIND))
+        && text.split_whitespace().any(|word| {
+            word.strip_prefix("Label=")
+                .or_else(|| word.strip_prefix("--label="))
+                == Some(label.as_str())
+        })
 }
 
-/// The names of the notebooks installed in `dir`, sorted.
-fn notebooks(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = entries
-        .filter_map(std::result::Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "container"))
-        .filter(|path| std::fs::read_to_string(path).is_ok_and(|text| is_notebook(&text)))
-        .filter_map(|path| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .collect();
+/// The names of the notebooks installed, in either form, sorted.
+fn notebooks(dirs: &Dirs) -> Vec<String> {
+    let mut names = Vec::new();
+    for (dir, extension) in [(&dirs.quadlet, "container"), (&dirs.plain, "service")] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        names.extend(
+            entries
+                .filter_map(std::result::Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == extension))
+                .filter(|path| std::fs::read_to_string(path).is_ok_and(|text| is_notebook(&text)))
+                .filter_map(|path| path.file_stem().map(|s| s.to_string_lossy().into_owned())),
+        );
+    }
     names.sort();
+    names.dedup();
     names
 }
 
 /// The notebook `name` names, or the only one installed.
-fn notebook_name(dir: &Path, name: Option<&str>) -> Result<String> {
+fn notebook_name(dirs: &Dirs, name: Option<&str>) -> Result<String> {
     if let Some(name) = name {
         crate::session::values::check_name(name)?;
         return Ok(name.to_owned());
     }
-    let mut all = notebooks(dir);
+    let mut all = notebooks(dirs);
     match all.len() {
         1 => Ok(all.remove(0)),
         0 => Err(
-            Error::user(format!("no notebook is installed in {}", dir.display()))
+            Error::user(format!("no notebook is installed in {}", dirs.describe()))
                 .hint("install one: podlab notebook install --image IMAGE"),
         ),
         _ => Err(Error::user("several notebooks are installed: name one")
@@ -320,16 +381,20 @@ fn notebook_name(dir: &Path, name: Option<&str>) -> Result<String> {
     }
 }
 
-/// The installed notebook `name`.
-fn installed(dir: &Path, name: &str) -> Result<Installed> {
-    let unit = dir.join(format!("{name}.container"));
+/// The installed notebook `name`, in either form.
+fn installed(dirs: &Dirs, name: &str) -> Result<Installed> {
     let missing = || {
-        let known = notebooks(dir);
-        Error::user(format!("no notebook {name} in {}", dir.display())).hint(if known.is_empty() {
-            "install one: podlab notebook install --name NAME --image IMAGE".to_owned()
-        } else {
-            format!("podlab's notebooks: {}", known.join(", "))
-        })
+        let known = notebooks(dirs);
+        Error::user(format!("no notebook {name} in {}", dirs.describe())).hint(
+            if known.is_empty() {
+                "install one: podlab notebook install --name NAME --image IMAGE".to_owned()
+            } else {
+                format!("podlab's notebooks: {}", known.join(", "))
+            },
+        )
+    };
+    let Some((unit, plain)) = dirs.files(name).into_iter().find(|(path, _)| path.exists()) else {
+        return Err(missing());
     };
     let text = match std::fs::read_to_string(&unit) {
         Ok(text) => text,
@@ -349,15 +414,25 @@ fn installed(dir: &Path, name: &str) -> Result<Installed> {
         name: name.to_owned(),
         unit,
         text,
+        plain,
     })
 }
 
 impl Installed {
-    /// The host side of the notebook's port, from the unit's `PublishPort=` lines.
+    /// The directory of its unit file.
+    fn dir(&self) -> &Path {
+        self.unit.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The host side of the notebook's port, from the unit's `PublishPort=` lines (a plain
+    /// service's `--publish=` words).
     fn port(&self) -> Result<Port> {
         self.text
-            .lines()
-            .filter_map(|line| line.strip_prefix("PublishPort="))
+            .split_whitespace()
+            .filter_map(|word| {
+                word.strip_prefix("PublishPort=")
+                    .or_else(|| word.strip_prefix("--publish="))
+            })
             .filter_map(|value| value.parse::<Port>().ok())
             .find(|port| port.container_port == CONTAINER_PORT && port.protocol == Protocol::Tcp)
             .ok_or_else(|| {
@@ -383,10 +458,11 @@ impl Installed {
     }
 }
 
-/// The URL with the token, read from the notebook's secret.
+/// The URL with the token, read from the notebook's secret (or, where Podman hides a
+/// secret's data, from its running container).
 async fn token_url<E: Engine>(engine: &E, notebook: &Installed) -> Result<String> {
     let secret = secret_name(&notebook.name);
-    let token = engine.secret_data(&secret).await?.ok_or_else(|| {
+    let data = engine.secret_data(&secret).await?.ok_or_else(|| {
         Error::user(format!(
             "notebook {} has no token: the podman secret {secret} is gone",
             notebook.name
@@ -396,14 +472,51 @@ async fn token_url<E: Engine>(engine: &E, notebook: &Installed) -> Result<String
             notebook.name
         ))
     })?;
-    let token = String::from_utf8_lossy(&token);
-    Ok(format!("{}?token={}", notebook.base_url()?, token.trim()))
+    let token = match data {
+        SecretData::Shown(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        SecretData::Hidden => token_in_container(engine, &notebook.name).await?,
+    };
+    Ok(format!("{}?token={token}", notebook.base_url()?))
+}
+
+/// The token as notebook `name`'s running container holds it, for a Podman that never shows
+/// a secret's data (before 4.5): the container the secret was handed to is its only reader.
+/// The command names the variable, never the token, on any command line; it is `/bin/sh`
+/// by its path, since 4.3.1 gives an exec no `PATH` in an image that sets none.
+async fn token_in_container<E: Engine>(engine: &E, name: &str) -> Result<String> {
+    let Some(facts) = container(engine, name).await?.filter(|facts| facts.running) else {
+        return Err(Error::user(format!(
+            "notebook {name} is not running, and this podman never shows a secret's data (that needs 4.5): its token can be read only from its running container"
+        ))
+        .hint(format!("start it first: podlab notebook start {name}")));
+    };
+    let command = [
+        "/bin/sh".to_owned(),
+        "-c".to_owned(),
+        format!("printf %s \"${TOKEN_ENV}\""),
+    ];
+    let exec = engine.exec_create(&facts.id, &command, false).await?;
+    let mut stream = engine.exec_start(&exec, false).await?;
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    demultiplex(&mut stream, &mut out, &mut err).await?;
+    let code = engine.exec_exit_code(&exec).await?;
+    let token = String::from_utf8_lossy(&out).trim().to_owned();
+    if code != 0 || token.is_empty() {
+        let said = String::from_utf8_lossy(&err);
+        let said = said.lines().next().map(|line| format!(": {line}"));
+        return Err(Error::env(format!(
+            "cannot read notebook {name}'s token from its container: /bin/sh printing ${TOKEN_ENV} exited {code}{}",
+            said.unwrap_or_default()
+        ))
+        .hint("on podman before 4.5 the image needs /bin/sh for podlab to read the token; or upgrade podman"));
+    }
+    Ok(token)
 }
 
 /// The URL of notebook `name` (or the only one installed), with its token.
 pub async fn url(name: Option<&str>, connect: &ConnectOptions) -> Result<String> {
-    let dir = units::unit_dir()?;
-    let notebook = installed(&dir, &notebook_name(&dir, name)?)?;
+    let dirs = Dirs::here()?;
+    let notebook = installed(&dirs, &notebook_name(&dirs, name)?)?;
     let connected = engine::connect(connect).await?;
     token_url(&connected.engine, &notebook).await
 }
@@ -484,8 +597,8 @@ async fn status_of<E: Engine>(
 
 /// The status of notebook `name` (or the only one installed).
 pub async fn status(name: Option<&str>, connect: &ConnectOptions) -> Result<Status> {
-    let dir = units::unit_dir()?;
-    let notebook = installed(&dir, &notebook_name(&dir, name)?)?;
+    let dirs = Dirs::here()?;
+    let notebook = installed(&dirs, &notebook_name(&dirs, name)?)?;
     let service = units::systemd_user_instance()
         .then(|| service_state(&format!("{}.service", notebook.name)));
     let connected = engine::connect(connect).await?;
@@ -505,8 +618,8 @@ where
     O: AsyncWrite + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let dir = units::unit_dir()?;
-    let notebook = installed(&dir, &notebook_name(&dir, name)?)?;
+    let dirs = Dirs::here()?;
+    let notebook = installed(&dirs, &notebook_name(&dirs, name)?)?;
     let connected = engine::connect(connect).await?;
     let Some(facts) = container(&connected.engine, &notebook.name).await? else {
         let service = format!("{}.service", notebook.name);
@@ -528,8 +641,8 @@ where
 
 /// Starts the service of notebook `name` (or the only one installed); its name.
 pub fn start(name: Option<&str>) -> Result<String> {
-    let dir = units::unit_dir()?;
-    let notebook = installed(&dir, &notebook_name(&dir, name)?)?;
+    let dirs = Dirs::here()?;
+    let notebook = installed(&dirs, &notebook_name(&dirs, name)?)?;
     let service = format!("{}.service", notebook.name);
     if !units::systemd_user_instance() {
         return Err(Error::env(format!(
@@ -550,8 +663,8 @@ pub fn start(name: Option<&str>) -> Result<String> {
 /// Stops notebook `name` (or the only one installed): its service, or where no systemd user
 /// instance runs, its container. Its name.
 pub async fn stop(name: Option<&str>, connect: &ConnectOptions) -> Result<String> {
-    let dir = units::unit_dir()?;
-    let notebook = installed(&dir, &notebook_name(&dir, name)?)?;
+    let dirs = Dirs::here()?;
+    let notebook = installed(&dirs, &notebook_name(&dirs, name)?)?;
     if units::systemd_user_instance() {
         units::systemctl(&["stop", &format!("{}.service", notebook.name)])?;
     } else {
@@ -569,12 +682,11 @@ pub async fn stop(name: Option<&str>, connect: &ConnectOptions) -> Result<String
 /// `force`; checked before anything is removed), its container and its secret (only one
 /// carrying podlab's label). What was
 /// removed, one per line; an error when nothing was there.
-async fn remove<E: Engine>(engine: &E, dir: &Path, name: &str, force: bool) -> Result<String> {
-    let unit = dir.join(format!("{name}.container"));
+async fn remove<E: Engine>(engine: &E, dirs: &Dirs, name: &str, force: bool) -> Result<String> {
     let mut out = String::new();
-    if unit.exists() {
-        installed(dir, name)?;
-        for path in units::remove(dir, name, force).await? {
+    if dirs.files(name).iter().any(|(path, _)| path.exists()) {
+        let notebook = installed(dirs, name)?;
+        for path in units::remove(notebook.dir(), name, force).await? {
             let _ = writeln!(out, "{}", path.display());
         }
     }
@@ -595,7 +707,7 @@ async fn remove<E: Engine>(engine: &E, dir: &Path, name: &str, force: bool) -> R
         }
     }
     if out.is_empty() {
-        return Err(installed(dir, name).err().unwrap_or_else(|| {
+        return Err(installed(dirs, name).err().unwrap_or_else(|| {
             Error::user(format!("no notebook {name}")).hint("podlab notebook install")
         }));
     }
@@ -613,21 +725,27 @@ pub struct Removal {
 /// Removes notebook `name` (or the only one installed), its service stopped first where
 /// systemd runs.
 pub async fn rm(name: Option<&str>, force: bool, connect: &ConnectOptions) -> Result<Removal> {
-    let dir = units::unit_dir()?;
-    let name = notebook_name(&dir, name)?;
+    let dirs = Dirs::here()?;
+    let name = notebook_name(&dirs, name)?;
     let service = format!("{name}.service");
     let running = units::systemd_user_instance();
     // Nothing is stopped that podlab will not remove.
-    if dir.join(format!("{name}.container")).exists() {
-        installed(&dir, &name)?;
-        units::removable(&dir, &name, force)?;
+    let mut plain = false;
+    if dirs.files(&name).iter().any(|(path, _)| path.exists()) {
+        let notebook = installed(&dirs, &name)?;
+        units::removable(notebook.dir(), &name, force)?;
+        plain = notebook.plain;
     }
     if running {
         // Stop it while its unit still exists; a unit that is not loaded is no error here.
         let _ = units::systemctl(&["stop", &service]);
+        if plain {
+            // The links `enable` made at install.
+            let _ = units::systemctl(&["disable", &service]);
+        }
     }
     let connected = engine::connect(connect).await?;
-    let removed = remove(&connected.engine, &dir, &name, force).await?;
+    let removed = remove(&connected.engine, &dirs, &name, force).await?;
     Ok(Removal { removed, running })
 }
 
@@ -668,24 +786,43 @@ mod tests {
         }
     }
 
+    fn dirs(root: &Path) -> Dirs {
+        Dirs {
+            quadlet: root.join("podlab"),
+            plain: root.join("systemd/user"),
+        }
+    }
+
     /// The text of notebook `nb`'s unit, publishing `port`.
     fn unit_text(port: u16) -> (String, String) {
+        unit_text_for(port, "5.4.2")
+    }
+
+    /// The same for Podman `version`: a plain service without quadlet.
+    fn unit_text_for(port: u16, version: &str) -> (String, String) {
         let (session, _) = notebook_session(session(), port).unwrap();
         let plan = ContainerPlan {
             userns: UserNs::KeepId,
             ..ContainerPlan::example("nb")
         };
-        let caps = Capabilities::for_version(PodmanVersion::new(5, 4, 2));
+        let caps = Capabilities::for_version(version.parse::<PodmanVersion>().unwrap());
         let notebook = Notebook {
             secret: secret_name("nb"),
             health_cmd: DEFAULT_HEALTH_CMD.into(),
             auto_update: false,
         };
         let emitted = notebook_unit(&session, &plan, None, &caps, &notebook).unwrap();
-        (
-            emitted.unit.file_name(),
-            emitted.unit.render(&caps).unwrap(),
-        )
+        if caps.has(Feature::Quadlet) {
+            (
+                emitted.unit.file_name(),
+                emitted.unit.render(&caps).unwrap(),
+            )
+        } else {
+            (
+                "nb.service".to_owned(),
+                plain_service(&emitted.unit).unwrap(),
+            )
+        }
     }
 
     fn listing(dir: &Path) -> Vec<String> {
@@ -734,9 +871,10 @@ mod tests {
     #[tokio::test]
     async fn install_url_status_and_rm_through_the_engine() {
         let dir = tempfile::tempdir().unwrap();
-        let units = dir.path().join("podlab");
+        let dirs = dirs(dir.path());
+        let units = dirs.quadlet.clone();
         let engine = FakeEngine::default();
-        check_unit_free(&units, "nb").unwrap();
+        check_unit_free(&dirs, "nb").unwrap();
         check_name_free(&engine, "nb").await.unwrap();
         let path = write(
             &engine,
@@ -754,9 +892,9 @@ mod tests {
                 .contains("t0ken-xyz")
         );
 
-        assert_eq!(notebooks(&units), ["nb"]);
-        assert_eq!(notebook_name(&units, None).unwrap(), "nb");
-        let notebook = installed(&units, "nb").unwrap();
+        assert_eq!(notebooks(&dirs), ["nb"]);
+        assert_eq!(notebook_name(&dirs, None).unwrap(), "nb");
+        let notebook = installed(&dirs, "nb").unwrap();
         assert_eq!(
             token_url(&engine, &notebook).await.unwrap(),
             "http://127.0.0.1:9000/lab?token=t0ken-xyz"
@@ -791,7 +929,7 @@ mod tests {
         );
 
         // Taken: the unit, the secret, and a container of that name.
-        let err = check_unit_free(&units, "nb").unwrap_err();
+        let err = check_unit_free(&dirs, "nb").unwrap_err();
         assert!(err.message().contains("is taken"), "{err}");
         assert!(err.hint_text().unwrap().contains("podlab notebook rm nb"));
         let err = check_name_free(&engine, "nb").await.unwrap_err();
@@ -800,7 +938,7 @@ mod tests {
             "{err}"
         );
 
-        let removed = remove(&engine, &units, "nb", false).await.unwrap();
+        let removed = remove(&engine, &dirs, "nb", false).await.unwrap();
         assert_eq!(
             removed,
             format!(
@@ -816,20 +954,21 @@ mod tests {
         assert!(listing(&units).iter().all(|file| file.starts_with('.')));
         assert!(
             engine
-                .secret_data("podlab-notebook-nb")
+                .secret_labels("podlab-notebook-nb")
                 .await
                 .unwrap()
                 .is_none()
         );
         engine.containers.clear();
-        let err = remove(&engine, &units, "nb", false).await.unwrap_err();
+        let err = remove(&engine, &dirs, "nb", false).await.unwrap_err();
         assert!(err.message().starts_with("no notebook nb"), "{err}");
     }
 
     #[tokio::test]
     async fn a_unit_that_cannot_be_written_takes_its_secret_with_it() {
         let dir = tempfile::tempdir().unwrap();
-        let units = dir.path().join("podlab");
+        let dirs = dirs(dir.path());
+        let units = dirs.quadlet.clone();
         std::fs::create_dir_all(&units).unwrap();
         std::fs::write(units.join("nb.container"), "[Container]\nImage=mine\n").unwrap();
         let engine = FakeEngine::default();
@@ -845,7 +984,7 @@ mod tests {
         assert!(err.message().contains("was not written by podlab"), "{err}");
         assert!(
             engine
-                .secret_data("podlab-notebook-nb")
+                .secret_labels("podlab-notebook-nb")
                 .await
                 .unwrap()
                 .is_none()
@@ -855,8 +994,8 @@ mod tests {
             "[Container]\nImage=mine\n"
         );
         // Someone else's unit is no notebook of podlab's, and rm leaves it alone.
-        assert!(notebooks(&units).is_empty());
-        let err = remove(&engine, &units, "nb", true).await.unwrap_err();
+        assert!(notebooks(&dirs).is_empty());
+        let err = remove(&engine, &dirs, "nb", true).await.unwrap_err();
         assert!(
             err.message().contains("is not a notebook podlab installed"),
             "{err}"
@@ -867,18 +1006,19 @@ mod tests {
     #[tokio::test]
     async fn l5_notebook_rm_leaves_a_secret_podlab_did_not_create() {
         let dir = tempfile::tempdir().unwrap();
-        let units = dir.path().join("podlab");
+        let dirs = dirs(dir.path());
+        let units = dirs.quadlet.clone();
         let engine = FakeEngine::default();
         // The user's own secret of that name: no podlab label.
         engine
             .create_secret("podlab-notebook-nb", b"theirs", &BTreeMap::new())
             .await
             .unwrap();
-        let err = remove(&engine, &units, "nb", false).await.unwrap_err();
+        let err = remove(&engine, &dirs, "nb", false).await.unwrap_err();
         assert!(err.message().starts_with("no notebook nb"), "{err}");
         assert_eq!(
             engine.secret_data("podlab-notebook-nb").await.unwrap(),
-            Some(b"theirs".to_vec())
+            Some(SecretData::Shown(b"theirs".to_vec()))
         );
         assert!(
             !engine
@@ -907,6 +1047,94 @@ mod tests {
                 .map(String::as_str),
             Some(KIND)
         );
+    }
+
+    /// On Podman 4.3.1 (no quadlet, no `showsecret`) the notebook is a plain service in the
+    /// user's systemd directory: found there by name and as the only one, its URL's token read
+    /// from the running container with `/bin/sh` (refused with a hint while it is stopped),
+    /// and removed whole with its container and secret.
+    #[tokio::test]
+    async fn a_plain_service_notebook_is_found_read_and_removed_on_podman_4_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = dirs(dir.path());
+        let mut engine = FakeEngine {
+            hides_secret_data: true,
+            output: b"t0ken-xyz\n".to_vec(),
+            ..FakeEngine::default()
+        };
+        check_name_free(&engine, "nb").await.unwrap();
+        let path = write(
+            &engine,
+            &dirs.plain,
+            "podlab-notebook-nb",
+            "t0ken-xyz",
+            unit_text_for(9000, "4.3.1"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(path, dirs.plain.join("nb.service"));
+        assert!(
+            !std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("t0ken-xyz")
+        );
+        let err = check_name_free(&engine, "nb").await.unwrap_err();
+        assert!(
+            err.message().contains("secret podlab-notebook-nb exists"),
+            "{err}"
+        );
+        assert!(check_unit_free(&dirs, "nb").is_err());
+        assert_eq!(notebooks(&dirs), ["nb"]);
+        let notebook = installed(&dirs, &notebook_name(&dirs, None).unwrap()).unwrap();
+        assert!(notebook.plain);
+        assert_eq!(notebook.base_url().unwrap(), "http://127.0.0.1:9000/lab");
+
+        let err = token_url(&engine, &notebook).await.unwrap_err();
+        assert!(err.message().contains("nb is not running"), "{err}");
+        assert_eq!(
+            err.hint_text(),
+            Some("start it first: podlab notebook start nb")
+        );
+        let mut labels = BTreeMap::new();
+        labels.insert(labels::KIND.to_owned(), KIND.to_owned());
+        engine.containers.insert(
+            "nb".into(),
+            ContainerFacts {
+                id: "nb-id".into(),
+                name: "nb".into(),
+                state: "running".into(),
+                running: true,
+                labels,
+                ..ContainerFacts::default()
+            },
+        );
+        assert_eq!(
+            token_url(&engine, &notebook).await.unwrap(),
+            "http://127.0.0.1:9000/lab?token=t0ken-xyz"
+        );
+        assert!(
+            engine.calls().contains(
+                &"exec nb-id tty=false /bin/sh -c printf %s \"$JUPYTER_TOKEN\"".to_owned()
+            ),
+            "{:?}",
+            engine.calls()
+        );
+        let text = status_of(&engine, &notebook, None).await.unwrap().text();
+        assert!(
+            text.contains(&format!("unit:      {}\n", path.display())),
+            "{text}"
+        );
+
+        let removed = remove(&engine, &dirs, "nb", false).await.unwrap();
+        assert_eq!(
+            removed,
+            format!(
+                "{}\ncontainer nb\nsecret podlab-notebook-nb\n",
+                path.display()
+            )
+        );
+        assert!(!path.exists());
+        assert!(notebooks(&dirs).is_empty());
     }
 
     #[tokio::test]

@@ -3,13 +3,15 @@
 //!
 //! Keys newer than the target are replaced by the `podman run` flag they stand for
 //! (`PodmanArgs=--shm-size=...` before 4.7), and each replacement is reported as a notice, so
-//! one session gives a working unit for every Podman that has quadlet.
+//! one session gives a working unit for every Podman that has quadlet. Without quadlet (before
+//! 4.4) the unit becomes a plain service whose flags are all `podman run` flags anyway (see
+//! [`super::service`]), so no replacement is worth a notice there.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::unit::{Body, Container, Install, Service, Unit};
-use crate::capabilities::{Capabilities, UnitType, quadlet_key_since};
+use crate::capabilities::{Capabilities, Feature, UnitType, quadlet_key_since};
 use crate::emit::podman::container_labels;
 use crate::plan::{ContainerPlan, GpuMode, UserNs};
 use crate::session::Session;
@@ -39,6 +41,7 @@ pub fn container_unit(
 ) -> Result<Emitted> {
     check_unit_name(&plan.name)?;
     let mut notices = Vec::new();
+    let quadlet = caps.has(Feature::Quadlet);
     let mut container = Container {
         image: session.image.reference().to_owned(),
         container_name: Some(plan.name.clone()),
@@ -52,11 +55,13 @@ pub fn container_unit(
         if caps.has_quadlet_key(UnitType::Container, key) {
             return Some(value);
         }
-        notices.push(format!(
-            "podman {} has no {key}= (it needs {}): using PodmanArgs={flag}={value} instead",
-            caps.version(),
-            quadlet_key_since(UnitType::Container, key)
-        ));
+        if quadlet {
+            notices.push(format!(
+                "podman {} has no {key}= (it needs {}): using PodmanArgs={flag}={value} instead",
+                caps.version(),
+                quadlet_key_since(UnitType::Container, key)
+            ));
+        }
         container.podman_args.push(format!("{flag}={value}"));
         None
     };
@@ -349,6 +354,29 @@ mod tests {
             err.message(),
             "podman 4.3.1 has no .container units: they need podman 4.4.0 or newer"
         );
+    }
+
+    /// A plain service (Podman without quadlet) has no keys to replace: the same flags, and no
+    /// "using PodmanArgs=" notice, which would name a key it does not have.
+    #[test]
+    fn podman_args_notices_are_not_printed_for_plain_services() {
+        let emitted =
+            container_unit(&session(), &plan(GpuMode::None), None, &caps("4.3.1")).unwrap();
+        assert_eq!(
+            container(&emitted).podman_args,
+            [
+                "--userns=keep-id:uid=1000,gid=1000",
+                "--shm-size=16g",
+                "--workdir=/workspace"
+            ]
+        );
+        assert!(
+            !emitted.notices.iter().any(|n| n.contains("PodmanArgs")),
+            "{:?}",
+            emitted.notices
+        );
+        let text = super::super::service::plain_service(&emitted.unit).unwrap();
+        assert!(text.contains(" --shm-size=16g "), "{text}");
     }
 
     #[test]

@@ -79,8 +79,15 @@ pub fn notebook_unit(
         .push(format!("{},type=env,target={TOKEN_ENV}", notebook.secret));
     container.health_cmd = Some(notebook.health_cmd.clone());
     container.health_interval = Some(HEALTH_INTERVAL.to_owned());
+    let quadlet = caps.has(Feature::Quadlet);
     if caps.has(Feature::NotifyHealthy) {
         container.notify = Some("healthy".to_owned());
+    } else if !quadlet {
+        emitted.notices.push(format!(
+            "podman {} has no --sdnotify=healthy (it needs {}): systemd counts the notebook as started once its container runs, before JupyterLab answers",
+            caps.version(),
+            Feature::NotifyHealthy.since()
+        ));
     } else {
         emitted.notices.push(format!(
             "podman {} has no Notify=healthy (it needs {}): systemd counts the notebook as started before JupyterLab answers",
@@ -92,11 +99,13 @@ pub fn notebook_unit(
         if caps.has_quadlet_key(UnitType::Container, "AutoUpdate") {
             container.auto_update = Some("registry".to_owned());
         } else {
-            emitted.notices.push(format!(
-                "podman {} has no AutoUpdate= (it needs {}): using Label={AUTO_UPDATE_LABEL}=registry instead",
-                caps.version(),
-                quadlet_key_since(UnitType::Container, "AutoUpdate")
-            ));
+            if quadlet {
+                emitted.notices.push(format!(
+                    "podman {} has no AutoUpdate= (it needs {}): using Label={AUTO_UPDATE_LABEL}=registry instead",
+                    caps.version(),
+                    quadlet_key_since(UnitType::Container, "AutoUpdate")
+                ));
+            }
             container
                 .label
                 .insert(AUTO_UPDATE_LABEL.to_owned(), "registry".to_owned());
@@ -198,6 +207,48 @@ mod tests {
         );
         let plain = notebook_unit(&session(), &plan(), None, &caps, &notebook(false)).unwrap();
         assert!(!said(&plain.notices, "AutoUpdate"), "{:?}", plain.notices);
+    }
+
+    /// Without quadlet (4.3.1) the notebook is a plain service: the token as an env secret,
+    /// the health check, the init, restart on failure, the port on 127.0.0.1, enabled for
+    /// `default.target`; no notice names a quadlet key.
+    #[test]
+    fn a_notebook_on_podman_without_quadlet_is_a_plain_service() {
+        let caps = caps("4.3.1");
+        let emitted = notebook_unit(&session(), &plan(), None, &caps, &notebook(true)).unwrap();
+        assert_eq!(emitted.notices.len(), 1, "{:?}", emitted.notices);
+        assert!(
+            emitted.notices[0].contains("has no --sdnotify=healthy (it needs 5.0.0)"),
+            "{:?}",
+            emitted.notices
+        );
+        let text = super::super::service::plain_service(&emitted.unit).unwrap();
+        let exec = text
+            .lines()
+            .find(|line| line.starts_with("ExecStart=podman "))
+            .unwrap_or_else(|| panic!("no ExecStart= in:\n{text}"));
+        let words: Vec<&str> = exec.split(' ').collect();
+        for word in [
+            "--sdnotify=conmon",
+            "--init",
+            "--secret=podlab-notebook-nb,type=env,target=JUPYTER_TOKEN",
+            "--publish=127.0.0.1:9999:8888/tcp",
+            "--label=io.podlab.kind=notebook",
+            "--label=io.containers.autoupdate=registry",
+            "--health-interval=10s",
+        ] {
+            assert!(words.contains(&word), "no {word:?} in {exec}");
+        }
+        assert!(exec.contains(" \"--health-cmd=python3 -c "), "{exec}");
+        for line in [
+            "Type=notify",
+            "Restart=on-failure",
+            "SuccessExitStatus=143",
+            "WantedBy=default.target",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+        }
+        assert!(!text.contains("token="), "{text}");
     }
 
     #[test]
