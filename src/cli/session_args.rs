@@ -3,17 +3,16 @@
 //! generate`), so that a flag means the same everywhere. Flags only parse here; merging
 //! them with `podlab.toml` is [`crate::session::resolve`]'s job.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::Result;
 use crate::engine::Engine;
 use crate::gpu::DriverRoots;
-use crate::session::values::{self, Invalid, Volume};
+use crate::session::values::{self, EnvArg, Volume};
 use crate::session::{
-    self, ByteSize, GpuRequest, HostPath, ImageSetting, Inputs, MountSetting, Origin, Port,
-    ProjectFile, Session, Settings, UserMapping,
+    self, ByteSize, GpuRequest, HostPath, ImageSetting, MountSetting, Origin, Port, Session,
+    Settings, UserMapping,
 };
-use crate::{Error, Result};
 
 pub use crate::host::current_dir;
 
@@ -36,7 +35,7 @@ pub struct SessionArgs {
     #[arg(short = 'v', long = "volume", value_name = "HOST:CTR[:ro]", value_parser = values::parse_volume)]
     pub volumes: Vec<Volume>,
     /// Set K=V in the container; a bare K passes K's value from this environment (repeatable).
-    #[arg(short, long = "env", value_name = "K=V|K", value_parser = parse_env)]
+    #[arg(short, long = "env", value_name = "K=V|K", value_parser = values::parse_env)]
     pub env: Vec<EnvArg>,
     /// Publish a port on 127.0.0.1 unless IP is given; HOST defaults to CTR; IPv6 in
     /// brackets: [::1]:8888:8888 (repeatable).
@@ -60,24 +59,6 @@ pub struct SessionArgs {
     pub roots: RootArgs,
 }
 
-/// `-e K=V`, or `-e K` (`value` is `None`: taken from podlab's environment).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvArg {
-    pub name: String,
-    pub value: Option<String>,
-}
-
-fn parse_env(text: &str) -> Result<EnvArg, Invalid> {
-    let (name, value) = match text.split_once('=') {
-        Some((name, value)) => (name, Some(value.to_owned())),
-        None => (text, None),
-    };
-    Ok(EnvArg {
-        name: values::env_name(name)?.to_owned(),
-        value,
-    })
-}
-
 /// Where GPU discovery looks.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RootArgs {
@@ -92,21 +73,7 @@ pub struct RootArgs {
 impl RootArgs {
     /// The roots for commands outside a session (`podlab cdi`): `/` unless set.
     pub fn roots(&self) -> Result<DriverRoots> {
-        let defaults = DriverRoots::default();
-        let roots = DriverRoots {
-            driver_root: self.driver_root.clone().unwrap_or(defaults.driver_root),
-            dev_root: self.dev_root.clone().unwrap_or(defaults.dev_root),
-        };
-        for (flag, dir) in [
-            ("--driver-root", &roots.driver_root),
-            ("--dev-root", &roots.dev_root),
-        ] {
-            if !dir.is_dir() {
-                return Err(Error::user(format!("{flag} {} is not a directory", dir.display()))
-                    .hint("point it at the directory that holds the driver (for example /run/nvidia/driver)"));
-            }
-        }
-        Ok(roots)
+        DriverRoots::checked(self.driver_root.clone(), self.dev_root.clone())
     }
 }
 
@@ -131,10 +98,9 @@ impl SessionArgs {
         cwd: &Path,
         command: Vec<String>,
     ) -> Result<Session> {
-        let base = crate::ops::containers::inspect_session(engine, container, cwd).await?;
-        let home = std::env::var_os("HOME").map(PathBuf::from);
         let flags = self.settings(command, &|name| std::env::var(name).ok())?;
-        session::inspected::overlay(base, flags, self.name.clone(), cwd, home.as_deref())
+        crate::ops::containers::session_with_flags(engine, container, cwd, flags, self.name.clone())
+            .await
     }
 
     fn resolve_with(
@@ -144,17 +110,8 @@ impl SessionArgs {
         home: Option<&Path>,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Session> {
-        let file = ProjectFile::find(cwd)
-            .map(|path| ProjectFile::load(&path, cwd))
-            .transpose()?;
-        session::resolve(Inputs {
-            cwd,
-            home,
-            file,
-            flags: self.settings(command, lookup)?,
-            preset: self.preset.clone(),
-            name: self.name.clone(),
-        })
+        let flags = self.settings(command, lookup)?;
+        session::resolve_in(cwd, home, flags, self.preset.clone(), self.name.clone())
     }
 
     /// The flags as the top settings layer.
@@ -163,20 +120,7 @@ impl SessionArgs {
         command: Vec<String>,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Settings> {
-        let mut env = BTreeMap::new();
-        for arg in &self.env {
-            let value = match &arg.value {
-                Some(value) => value.clone(),
-                None => lookup(&arg.name).ok_or_else(|| {
-                    Error::user(format!(
-                        "--env {}: {} is not set in this environment",
-                        arg.name, arg.name
-                    ))
-                    .hint(format!("set it, or pass --env {}=VALUE", arg.name))
-                })?,
-            };
-            env.insert(arg.name.clone(), value);
-        }
+        let env = values::env_values(&self.env, lookup)?;
         let root = |path: &Option<PathBuf>, flag: &str, var: &str| {
             path.as_ref().map(|path| HostPath {
                 path: path.clone(),

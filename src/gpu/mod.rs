@@ -39,6 +39,28 @@ impl Default for DriverRoots {
     }
 }
 
+impl DriverRoots {
+    /// The roots given on the command line (`--driver-root`, `--dev-root`), `/` where unset;
+    /// each must be a directory.
+    pub fn checked(driver_root: Option<PathBuf>, dev_root: Option<PathBuf>) -> crate::Result<Self> {
+        let defaults = Self::default();
+        let roots = Self {
+            driver_root: driver_root.unwrap_or(defaults.driver_root),
+            dev_root: dev_root.unwrap_or(defaults.dev_root),
+        };
+        for (flag, dir) in [
+            ("--driver-root", &roots.driver_root),
+            ("--dev-root", &roots.dev_root),
+        ] {
+            if !dir.is_dir() {
+                return Err(crate::Error::user(format!("{flag} {} is not a directory", dir.display()))
+                    .hint("point it at the directory that holds the driver (for example /run/nvidia/driver)"));
+            }
+        }
+        Ok(roots)
+    }
+}
+
 /// An NVIDIA device node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceNode {

@@ -310,6 +310,21 @@ pub fn now() -> i64 {
         })
 }
 
+/// The session of the container `name` (by name or id), read from its inspect data, with
+/// the command line's `flags` over it as over podlab.toml (see
+/// [`crate::session::inspected::overlay`]); podlab.toml itself is not read.
+pub async fn session_with_flags<E: Engine>(
+    engine: &E,
+    name: &str,
+    cwd: &Path,
+    flags: crate::session::Settings,
+    new_name: Option<String>,
+) -> Result<Session> {
+    let base = inspect_session(engine, name, cwd).await?;
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    crate::session::inspected::overlay(base, flags, new_name, cwd, home.as_deref())
+}
+
 /// The session of the container `name` (by name or id), with what it could not carry
 /// reported on stderr. A container that does not exist is a user error.
 pub async fn inspect_session<E: Engine>(engine: &E, name: &str, cwd: &Path) -> Result<Session> {

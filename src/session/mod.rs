@@ -242,6 +242,28 @@ pub struct Inputs<'a> {
     pub name: Option<String>,
 }
 
+/// The session in `cwd`: `flags` (the top layer) merged with the nearest `podlab.toml`
+/// (searched upward from `cwd`), its `preset`, and the defaults.
+pub fn resolve_in(
+    cwd: &Path,
+    home: Option<&Path>,
+    flags: Settings,
+    preset: Option<String>,
+    name: Option<String>,
+) -> Result<Session> {
+    let file = ProjectFile::find(cwd)
+        .map(|path| ProjectFile::load(&path, cwd))
+        .transpose()?;
+    resolve(Inputs {
+        cwd,
+        home,
+        file,
+        flags,
+        preset,
+        name,
+    })
+}
+
 /// Merges the layers into one checked [`Session`].
 pub fn resolve(inputs: Inputs<'_>) -> Result<Session> {
     let Inputs {

@@ -494,6 +494,47 @@ fn read_only_option(options: &str) -> Result<bool, Invalid> {
     Ok(read_only)
 }
 
+/// `-e K=V`, or `-e K` (`value` is `None`: taken from podlab's environment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvArg {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+pub fn parse_env(text: &str) -> Result<EnvArg, Invalid> {
+    let (name, value) = match text.split_once('=') {
+        Some((name, value)) => (name, Some(value.to_owned())),
+        None => (text, None),
+    };
+    Ok(EnvArg {
+        name: env_name(name)?.to_owned(),
+        value,
+    })
+}
+
+/// The `--env` values: each bare `NAME` is taken from `lookup` (podlab's environment); one
+/// that is not set there is a user error.
+pub fn env_values(
+    env: &[EnvArg],
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> crate::Result<std::collections::BTreeMap<String, String>> {
+    let mut values = std::collections::BTreeMap::new();
+    for arg in env {
+        let value = match &arg.value {
+            Some(value) => value.clone(),
+            None => lookup(&arg.name).ok_or_else(|| {
+                crate::Error::user(format!(
+                    "--env {}: {} is not set in this environment",
+                    arg.name, arg.name
+                ))
+                .hint(format!("set it, or pass --env {}=VALUE", arg.name))
+            })?,
+        };
+        values.insert(arg.name.clone(), value);
+    }
+    Ok(values)
+}
+
 /// An environment variable name: not empty, no `=`, no NUL.
 pub fn env_name(name: &str) -> Result<&str, Invalid> {
     if name.is_empty() || name.contains(['=', '\0']) {
