@@ -40,3 +40,4 @@ pub mod quadlet;
 pub mod run;
 pub mod slurm;
 pub mod units;
+pub mod version;
