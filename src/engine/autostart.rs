@@ -312,8 +312,9 @@ fn changed_files(recorded: &str, current: &str) -> Vec<String> {
     changed
 }
 
-/// Stops podlab's own service (the process [`service_pid`] finds), waiting until its socket
-/// no longer answers.
+/// Stops podlab's own service (the process [`service_pid`] finds), waiting until the process
+/// is gone. Not until its socket stops answering: while the service shuts down, its socket
+/// still accepts and then drops a request, which a ping reports as "not a podman service".
 async fn stop_service(paths: &ServicePaths) -> Result<()> {
     let refuse = |why: &str| {
         Error::env(format!(
@@ -332,13 +333,25 @@ async fn stop_service(paths: &ServicePaths) -> Result<()> {
     rustix::process::kill_process(pid, rustix::process::Signal::TERM)
         .map_err(|err| refuse(&err.to_string()))?;
     let deadline = Instant::now() + START_TIMEOUT;
-    while matches!(ping(&paths.socket).await?, Probe::Alive { .. }) {
+    while process_lives(pid) {
         if Instant::now() >= deadline {
             return Err(refuse("it did not stop"));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
+}
+
+/// Whether process `pid` still runs: it has a `/proc` entry and is not a zombie waiting for
+/// its parent (the service is not our child, so someone else reaps it).
+fn process_lives(pid: rustix::process::Pid) -> bool {
+    fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())).is_ok_and(|stat| {
+        // The state follows the command name, which is in parentheses and may hold any byte.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
+        !matches!(state, Some('Z' | 'X') | None)
+    })
 }
 
 /// Puts the service in a session of its own, away from the terminal's signals.
@@ -393,6 +406,27 @@ fn log_tail(log: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 15 (a restart of the private service): a service that is shutting down still
+    /// accepts on its socket, so the restart waits for the process, which a zombie no longer is.
+    #[test]
+    fn a_stopped_service_counts_as_gone_once_it_exits_even_unreaped() {
+        let own = rustix::process::getpid();
+        assert!(process_lives(own));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+        // Not waited for yet: a zombie once it exits.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while process_lives(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            !process_lives(pid),
+            "an exited, unreaped child counts as running"
+        );
+        child.wait().unwrap();
+        assert!(!process_lives(pid));
+    }
 
     #[test]
     fn a_pid_file_counts_only_while_its_process_serves_the_socket() {
