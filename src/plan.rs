@@ -12,6 +12,8 @@ use crate::cdi::generate::{self, Options};
 use crate::cdi::spec::{ContainerEdits, Spec};
 use crate::cdi::store;
 use crate::cdi::validate::validate_file;
+use crate::engine::ImagePath;
+use crate::gpu::driver_capabilities::DriverCapabilities;
 use crate::gpu::inventory::{Inventory, Warning};
 use crate::gpu::{DriverRoots, discover};
 use crate::session::{GpuRequest, GpuSelector, UserMapping};
@@ -320,35 +322,119 @@ fn fresh_spec(dirs: &[PathBuf], known: Option<(&DriverRoots, &Inventory)>) -> Op
     None
 }
 
-/// Fits inline edits to the container they go into. The mounts in (and below)
-/// [`generate::LD_LIBRARY_PATH_DIR`] serve only a container whose `LD_LIBRARY_PATH`
-/// (`library_path`: the value it will have) names that directory, since the loader never
-/// looks there otherwise; without it, only what Triton reads there is kept (`libcuda.so.1` and
-/// `libcuda.so`), when the container's `TRITON_LIBCUDA_PATH` (`triton_path`) points there.
-/// The loader's default directories keep all theirs. Every bind mount costs the container's
-/// start (measured with benches/run-overhead.sh: 40 mounts made `podman run` 1.26x, 16 mounts
-/// 1.04x).
-pub fn fit_to_container(
-    edits: &mut ContainerEdits,
-    library_path: Option<&str>,
-    triton_path: Option<&str>,
-) {
-    let dir = Path::new(generate::LD_LIBRARY_PATH_DIR);
-    let names = |path: Option<&str>| {
-        path.is_some_and(|path| path.split(':').any(|entry| Path::new(entry) == dir))
-    };
-    if names(library_path) {
-        return;
+/// Where the image's dynamic loader finds libraries without `LD_LIBRARY_PATH` or an
+/// `ld.so.cache` entry: the one default directory the GPU libraries need to be mounted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LibraryLayout {
+    /// Debian and Ubuntu (and images built from them): `/usr/lib/<multiarch>`.
+    Multiarch,
+    /// Fedora, RHEL, SUSE; Arch, where `/usr/lib64` leads to `/usr/lib`: `/usr/lib64`.
+    Lib64,
+}
+
+/// The glibc loader programs of this architecture name as their ELF interpreter: Debian's is
+/// a link into the multiarch directory, the others' live in (or lead to) `/usr/lib64`.
+pub const fn loader_path() -> &'static str {
+    match std::env::consts::ARCH.as_bytes() {
+        b"aarch64" => "/lib/ld-linux-aarch64.so.1",
+        b"powerpc64" => "/lib64/ld64.so.2",
+        _ => "/lib64/ld-linux-x86-64.so.2",
     }
-    let triton = names(triton_path);
+}
+
+impl LibraryLayout {
+    /// From where the image's [`loader_path`] leads; `None` for an image without glibc's
+    /// loader (static binaries, musl), where no layout is known and both directories are kept.
+    pub fn of_loader(loader: Option<&ImagePath>) -> Option<Self> {
+        let target = loader?.link_target.as_deref().unwrap_or_default();
+        let multiarch = format!("/{}/", crate::gpu::inventory::multiarch());
+        Some(if target.contains(&multiarch) {
+            Self::Multiarch
+        } else {
+            Self::Lib64
+        })
+    }
+
+    /// The container directory.
+    pub fn dir(self) -> String {
+        let [multiarch, lib64, _] = generate::container_library_dirs();
+        match self {
+            Self::Multiarch => multiarch,
+            Self::Lib64 => lib64,
+        }
+    }
+}
+
+/// What [`fit_to_container`] fits inline edits to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerFit {
+    /// The image's library layout, when known.
+    pub layout: Option<LibraryLayout>,
+    /// The driver capabilities the container asks for.
+    pub capabilities: DriverCapabilities,
+    /// `LD_LIBRARY_PATH` as the container will have it.
+    pub library_path: Option<String>,
+    /// The session's own `TRITON_LIBCUDA_PATH` (it wins over the edits').
+    pub triton_path: Option<String>,
+}
+
+/// Fits inline edits to the container they go into; every bind mount left out is one Podman
+/// does not make at each start (measured with benches/run-overhead.sh: 40 mounts made `podman
+/// run` 1.26x, 16 mounts 1.04x).
+///
+/// - Only the driver files of the container's [`DriverCapabilities`] stay.
+/// - With the image's [`LibraryLayout`] known, libraries are mounted only in its default
+///   directory, and `TRITON_LIBCUDA_PATH` points there (it holds `libcuda.so.1` and
+///   `libcuda.so`). That serves an `LD_LIBRARY_PATH` naming [`generate::LD_LIBRARY_PATH_DIR`]
+///   too (NVIDIA's CUDA images set one): the loader goes on to its default directory, as
+///   under NVIDIA's own runtime, which mounts only there.
+/// - Without it, both default directories keep theirs, and the copies in
+///   [`generate::LD_LIBRARY_PATH_DIR`] stay only for a container whose `LD_LIBRARY_PATH`
+///   names that directory.
+/// - Either way, that directory keeps `libcuda.so.1` and `libcuda.so` while the container's
+///   `TRITON_LIBCUDA_PATH` points there.
+pub fn fit_to_container(edits: &mut ContainerEdits, fit: &ContainerFit) {
+    let wants = |path: &str| fit.capabilities.wants(Path::new(path));
+    edits.mounts.retain(|mount| wants(&mount.container_path));
+    edits.device_nodes.retain(|node| wants(&node.path));
+    let loader_dir = fit.layout.map(LibraryLayout::dir);
+    let triton_key = format!("{}=", generate::TRITON_LIBCUDA_PATH);
+    if let Some(dir) = &loader_dir {
+        for entry in &mut edits.env {
+            if entry.starts_with(&triton_key) {
+                *entry = format!("{triton_key}{dir}");
+            }
+        }
+    }
+    let nvidia_dir = Path::new(generate::LD_LIBRARY_PATH_DIR);
+    let names = |path: Option<&str>| {
+        path.is_some_and(|path| path.split(':').any(|entry| Path::new(entry) == nvidia_dir))
+    };
+    let triton_path = fit.triton_path.as_deref().or_else(|| {
+        edits
+            .env
+            .iter()
+            .find_map(|entry| entry.strip_prefix(&triton_key))
+    });
+    let keep_nvidia_dir = loader_dir.is_none() && names(fit.library_path.as_deref());
+    let keep_triton = names(triton_path);
+    let [multiarch, lib64, _] = generate::container_library_dirs();
     edits.mounts.retain(|mount| {
         let path = Path::new(&mount.container_path);
-        !path.starts_with(dir)
-            || (triton
-                && path.parent() == Some(dir)
-                && path
-                    .file_name()
-                    .is_some_and(|name| name == "libcuda.so.1" || name == "libcuda.so"))
+        if path.starts_with(nvidia_dir) {
+            return keep_nvidia_dir
+                || (keep_triton
+                    && path.parent() == Some(nvidia_dir)
+                    && path
+                        .file_name()
+                        .is_some_and(|name| name == "libcuda.so.1" || name == "libcuda.so"));
+        }
+        match &loader_dir {
+            Some(dir) => {
+                !(path.starts_with(&multiarch) || path.starts_with(&lib64)) || path.starts_with(dir)
+            }
+            None => true,
+        }
     });
 }
 

@@ -1,5 +1,5 @@
 //! Answers about an image that cost a probe container (create, stat, remove: three more
-//! requests, tens of milliseconds, on every GPU run of a CUDA image), remembered by image ID.
+//! requests, tens of milliseconds, on every GPU run), remembered by image ID.
 //!
 //! An image's ID is the digest of its configuration, which names its layers: the same ID is
 //! the same files, so an entry never goes stale, and a rebuilt or re-pulled image has a new
@@ -13,58 +13,70 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Engine, ImageFacts};
+use super::{Engine, ImageFacts, ImagePath};
 use crate::Result;
 use crate::host::private_cache;
 
 /// Bumped when an entry's meaning changes; an entry of another format is ignored.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// What is known of one image.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Entry {
     format: u32,
-    /// [`Engine::image_link`] answers by path: the link's target, or `None` (not a link, or
-    /// absent).
-    links: BTreeMap<String, Option<String>>,
+    /// [`Engine::image_paths`] answers by path (`None`: missing).
+    paths: BTreeMap<String, Option<ImagePath>>,
 }
 
-/// [`Engine::image_link`] of the image `facts` describe (named `image`), remembered.
-pub async fn image_link<E: Engine>(
+/// [`Engine::image_paths`] of the image `facts` describe (named `image`), remembered: the paths
+/// not known yet are probed together, in one container.
+pub async fn image_paths<E: Engine>(
     engine: &E,
     facts: &ImageFacts,
     image: &str,
-    path: &str,
-) -> Result<Option<String>> {
+    paths: &[&str],
+) -> Result<Vec<Option<ImagePath>>> {
     let cache =
         content_id(&facts.id).and_then(|id| private_cache::path(&format!("images/{id}.json")));
-    image_link_in(engine, cache.as_deref(), facts, image, path).await
+    image_paths_in(engine, cache.as_deref(), facts, image, paths).await
 }
 
-async fn image_link_in<E: Engine>(
+async fn image_paths_in<E: Engine>(
     engine: &E,
     cache: Option<&Path>,
     facts: &ImageFacts,
     image: &str,
-    path: &str,
-) -> Result<Option<String>> {
+    paths: &[&str],
+) -> Result<Vec<Option<ImagePath>>> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
     let Some(cache) = cache else {
-        return engine.image_link(image, path).await;
+        return engine.image_paths(image, paths).await;
     };
     let mut entry = private_cache::read(cache)
         .and_then(|text| serde_json::from_str::<Entry>(&text).ok())
         .filter(|entry| entry.format == FORMAT)
         .unwrap_or_default();
-    if let Some(answer) = entry.links.get(path) {
-        return Ok(answer.clone());
+    let unknown: Vec<&str> = paths
+        .iter()
+        .copied()
+        .filter(|path| !entry.paths.contains_key(*path))
+        .collect();
+    if !unknown.is_empty() {
+        let answers = engine.image_paths(&facts.id, &unknown).await?;
+        entry.format = FORMAT;
+        entry
+            .paths
+            .extend(unknown.iter().map(|path| (*path).to_owned()).zip(answers));
+        if let Ok(text) = serde_json::to_string(&entry) {
+            private_cache::write(cache, &text, "what the image holds");
+        }
     }
-    let answer = engine.image_link(&facts.id, path).await?;
-    entry.format = FORMAT;
-    entry.links.insert(path.to_owned(), answer.clone());
-    if let Ok(text) = serde_json::to_string(&entry) {
-        private_cache::write(cache, &text, "what the image holds");
-    }
-    Ok(answer)
+    Ok(paths
+        .iter()
+        .map(|path| entry.paths.get(*path).cloned().flatten())
+        .collect())
 }
 
 /// The ID when it is a content digest (64 lowercase hex digits, `sha256:` allowed).
@@ -89,13 +101,26 @@ mod tests {
 
     const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     const LINK: &str = "/usr/local/cuda/compat/libcuda.so.1";
+    const LOADER: &str = "/lib64/ld-linux-x86-64.so.2";
+
+    fn target(path: &str) -> Option<ImagePath> {
+        Some(ImagePath {
+            link_target: Some(path.to_owned()),
+        })
+    }
 
     fn engine() -> FakeEngine {
         FakeEngine {
-            links: BTreeMap::from([(
-                format!("{ID}:{LINK}"),
-                "/usr/local/cuda-12.9/compat/libcuda.so.575.57.08".to_owned(),
-            )]),
+            image_paths: BTreeMap::from([
+                (
+                    format!("{ID}:{LINK}"),
+                    target("/usr/local/cuda-12.9/compat/libcuda.so.575.57.08").unwrap(),
+                ),
+                (
+                    format!("{ID}:{LOADER}"),
+                    target("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2").unwrap(),
+                ),
+            ]),
             ..FakeEngine::default()
         }
     }
@@ -107,12 +132,12 @@ mod tests {
         }
     }
 
-    fn probes(engine: &FakeEngine) -> usize {
+    fn probes(engine: &FakeEngine) -> Vec<String> {
         engine
             .calls()
-            .iter()
-            .filter(|call| call.starts_with("link "))
-            .count()
+            .into_iter()
+            .filter(|call| call.starts_with("stat "))
+            .collect()
     }
 
     #[tokio::test]
@@ -120,24 +145,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = entry_path(dir.path(), ID);
         let engine = engine();
-        let ask = |path: &'static str| {
+        let ask = |paths: &'static [&'static str]| {
             let (engine, cache) = (&engine, &cache);
             async move {
-                image_link_in(engine, Some(cache), &facts(ID), "img", path)
+                image_paths_in(engine, Some(cache), &facts(ID), "img", paths)
                     .await
                     .unwrap()
             }
         };
-        let target = Some("/usr/local/cuda-12.9/compat/libcuda.so.575.57.08".to_owned());
-        assert_eq!(ask(LINK).await, target);
-        assert_eq!(ask(LINK).await, target);
-        assert_eq!(probes(&engine), 1);
-        // "Not there" is an answer too.
-        assert_eq!(ask("/absent").await, None);
-        assert_eq!(ask("/absent").await, None);
-        assert_eq!(probes(&engine), 2);
-        // The probe ran on the ID the answer is kept under, not on the name.
-        assert!(engine.calls().contains(&format!("link {ID}:{LINK}")));
+        let compat = target("/usr/local/cuda-12.9/compat/libcuda.so.575.57.08");
+        assert_eq!(ask(&[LINK]).await, [compat.clone()]);
+        assert_eq!(ask(&[LINK]).await, [compat.clone()]);
+        assert_eq!(probes(&engine).len(), 1);
+        // Only the paths not known yet are probed, together, in one container; "missing" is
+        // an answer too.
+        let loader = target("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2");
+        let expected = [loader, compat, None];
+        assert_eq!(ask(&[LOADER, LINK, "/absent"]).await, expected);
+        assert_eq!(ask(&[LOADER, LINK, "/absent"]).await, expected);
+        assert_eq!(
+            probes(&engine),
+            [
+                format!("stat {ID}:{LINK}"),
+                format!("stat {ID}:{LOADER},/absent")
+            ]
+        );
         let mode = std::os::unix::fs::PermissionsExt::mode(
             &std::fs::metadata(&cache).unwrap().permissions(),
         );
@@ -149,19 +181,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = entry_path(dir.path(), ID);
         let engine = engine();
-        image_link_in(&engine, Some(&cache), &facts(ID), "img", LINK)
+        image_paths_in(&engine, Some(&cache), &facts(ID), "img", &[LINK])
             .await
             .unwrap();
-        for text in ["{", "{\"format\":9,\"links\":{}}", "[]"] {
+        let old_format = r#"{"format":1,"links":{"/usr/local/cuda/compat/libcuda.so.1":null}}"#;
+        for text in ["{", "{\"format\":9,\"paths\":{}}", "[]", old_format] {
             std::fs::write(&cache, text).unwrap();
-            let answer = image_link_in(&engine, Some(&cache), &facts(ID), "img", LINK).await;
-            assert!(answer.unwrap().is_some(), "{text}");
+            let answer = image_paths_in(&engine, Some(&cache), &facts(ID), "img", &[LINK]).await;
+            assert!(answer.unwrap()[0].is_some(), "{text}");
         }
-        assert_eq!(probes(&engine), 4);
-        image_link_in(&engine, Some(&cache), &facts(ID), "img", LINK)
+        assert_eq!(probes(&engine).len(), 5);
+        image_paths_in(&engine, Some(&cache), &facts(ID), "img", &[LINK])
             .await
             .unwrap();
-        assert_eq!(probes(&engine), 4);
+        assert_eq!(probes(&engine).len(), 5);
     }
 
     #[tokio::test]
@@ -171,16 +204,19 @@ mod tests {
         for id in ["sha", "", "../../etc", &ID.to_uppercase(), &ID[1..]] {
             assert_eq!(content_id(id), None, "{id}");
         }
-        // Without a cache the name is probed, every time.
+        // Without a cache the name is probed, every time; nothing asked, nothing probed.
         let engine = FakeEngine::default();
         for _ in 0..2 {
-            image_link_in(&engine, None, &facts("sha"), "img", LINK)
+            image_paths_in(&engine, None, &facts("sha"), "img", &[LINK])
                 .await
                 .unwrap();
         }
+        image_paths_in(&engine, None, &facts("sha"), "img", &[])
+            .await
+            .unwrap();
         assert_eq!(
             engine.calls(),
-            [format!("link img:{LINK}"), format!("link img:{LINK}")]
+            [format!("stat img:{LINK}"), format!("stat img:{LINK}")]
         );
     }
 }

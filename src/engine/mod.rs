@@ -19,7 +19,7 @@ pub mod socket;
 use std::future::Future;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::capabilities::{Capabilities, PodmanVersion};
 use crate::{Error, Result};
@@ -57,13 +57,14 @@ pub trait Engine {
         image: &str,
         path: &str,
     ) -> impl Future<Output = Result<Option<String>>> + Send;
-    /// Where a symlink in the image leads, as an absolute path, without reading the file it
-    /// names (`/usr/local/cuda/compat/libcuda.so.1` is 30 MB); `None` when the path is missing.
-    fn image_link(
+    /// Podman's stat of each of `paths` in the image, from one probe container, without
+    /// reading the files (`/usr/local/cuda/compat/libcuda.so.1` is 30 MB); `None` for a path
+    /// that is missing. The answers are in the order of `paths`.
+    fn image_paths(
         &self,
         image: &str,
-        path: &str,
-    ) -> impl Future<Output = Result<Option<String>>> + Send;
+        paths: &[&str],
+    ) -> impl Future<Output = Result<Vec<Option<ImagePath>>>> + Send;
     /// `POST /containers/create` with a complete libpod body; returns the container id.
     fn create_container(
         &self,
@@ -277,6 +278,14 @@ pub struct ImageFacts {
     pub env: Vec<String>,
 }
 
+/// A path that exists in an image.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ImagePath {
+    /// Where it leads, as an absolute path: a symlink's target resolved (Podman's
+    /// `linkTarget`), otherwise the path itself; `None` when Podman does not say.
+    pub link_target: Option<String>,
+}
+
 /// One line of `podlab ps`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ContainerSummary {
@@ -447,8 +456,8 @@ pub mod fake {
     use tokio::io::AsyncWriteExt;
 
     use super::{
-        BuildRequest, ContainerFacts, ContainerSummary, Engine, HostSummary, ImageFacts, Output,
-        PodmanVersion, PullPolicy, Result, Stdio,
+        BuildRequest, ContainerFacts, ContainerSummary, Engine, HostSummary, ImageFacts, ImagePath,
+        Output, PodmanVersion, PullPolicy, Result, Stdio,
     };
     use crate::Error;
 
@@ -479,8 +488,8 @@ pub mod fake {
         pub inspect_documents: BTreeMap<String, serde_json::Value>,
         /// Pods by name, for `inspect_pod`; `kube play` and `kube down` only record.
         pub pods: BTreeMap<String, super::kube::PodFacts>,
-        /// Symlink targets in images, by `IMAGE:PATH`, for `image_link`.
-        pub links: BTreeMap<String, String>,
+        /// Paths in images, by `IMAGE:PATH`, for `image_paths`; any other path is missing.
+        pub image_paths: BTreeMap<String, ImagePath>,
         /// Secrets by name, shared between clones (`create_secret` adds, `remove_secret` drops).
         pub secrets: Arc<Mutex<BTreeMap<String, Secret>>>,
         /// Shows no secret's data, as Podman before 4.5.
@@ -541,9 +550,12 @@ pub mod fake {
             Ok(None)
         }
 
-        async fn image_link(&self, image: &str, path: &str) -> Result<Option<String>> {
-            self.record(format!("link {image}:{path}"));
-            Ok(self.links.get(&format!("{image}:{path}")).cloned())
+        async fn image_paths(&self, image: &str, paths: &[&str]) -> Result<Vec<Option<ImagePath>>> {
+            self.record(format!("stat {image}:{}", paths.join(",")));
+            Ok(paths
+                .iter()
+                .map(|path| self.image_paths.get(&format!("{image}:{path}")).cloned())
+                .collect())
         }
 
         async fn create_container(&self, body: &serde_json::Value) -> Result<String> {

@@ -14,10 +14,10 @@ use serde::Deserialize;
 
 use futures_util::StreamExt;
 
-use super::http::{FileBody, Libpod, query_escape};
+use super::http::{ApiFailure, FileBody, Libpod, query_escape};
 use super::{
-    BuildRequest, ContainerFacts, ContainerSummary, Engine, HostSummary, ImageFacts, Inspectable,
-    Output, PullPolicy, Stdio,
+    BuildRequest, ContainerFacts, ContainerSummary, Engine, HostSummary, ImageFacts, ImagePath,
+    Inspectable, Output, PullPolicy, Stdio,
 };
 use crate::{Error, Result};
 use tokio::io::AsyncBufReadExt as _;
@@ -69,6 +69,23 @@ struct ImageConfig {
 struct PathStat {
     #[serde(rename = "linkTarget", default)]
     link_target: String,
+}
+
+/// `X-Docker-Container-Path-Stat` of `path`: base64 JSON, or a refusal (404: missing).
+fn path_stat(
+    path: &str,
+    stat: std::result::Result<Option<String>, ApiFailure>,
+) -> Result<Option<ImagePath>> {
+    let Ok(Some(encoded)) = stat else {
+        return Ok(None);
+    };
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|err| Error::env(format!("podman's stat of {path} is unreadable: {err}")))?;
+    let stat: PathStat = decode("archive stat", &json)?;
+    Ok(Some(ImagePath {
+        link_target: Some(stat.link_target).filter(|target| !target.is_empty()),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -329,27 +346,24 @@ impl Engine for PodmanApi {
         Ok(archive?.ok().and_then(|tar| first_file_in_tar(&tar)))
     }
 
-    async fn image_link(&self, image: &str, path: &str) -> Result<Option<String>> {
-        // As image_file, but HEAD: Podman states the path (its link target resolved, as an
+    async fn image_paths(&self, image: &str, paths: &[&str]) -> Result<Vec<Option<ImagePath>>> {
+        // As image_file, but HEAD: Podman states each path (a link's target resolved, as an
         // absolute path) in a header and sends no file.
         let body = serde_json::json!({ "image": image, "command": ["true"], "labels": {"io.podlab.kind": "probe"} });
         let id = self.create_container(&body).await?;
-        let stat = self
-            .libpod
-            .head(
-                &format!("/containers/{id}/archive?path={}", query_escape(path)),
-                "X-Docker-Container-Path-Stat",
-            )
-            .await;
+        let mut answers = Vec::with_capacity(paths.len());
+        for path in paths {
+            let stat = self
+                .libpod
+                .head(
+                    &format!("/containers/{id}/archive?path={}", query_escape(path)),
+                    "X-Docker-Container-Path-Stat",
+                )
+                .await;
+            answers.push(stat.and_then(|stat| path_stat(path, stat)));
+        }
         self.stop_and_remove(&id, 0).await?;
-        let Ok(Some(encoded)) = stat? else {
-            return Ok(None);
-        };
-        let json = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|err| Error::env(format!("podman's stat of {path} is unreadable: {err}")))?;
-        let stat: PathStat = decode("archive stat", &json)?;
-        Ok(Some(stat.link_target).filter(|target| !target.is_empty()))
+        answers.into_iter().collect()
     }
 
     async fn create_container(&self, body: &serde_json::Value) -> Result<String> {

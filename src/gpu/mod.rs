@@ -6,6 +6,7 @@
 //! Both are `/` on a normal host; a containerized driver lives at `/run/nvidia/driver`, and
 //! unit tests point them at fake trees.
 
+pub mod driver_capabilities;
 pub mod elf;
 #[cfg(test)]
 pub mod fixtures;

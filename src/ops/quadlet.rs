@@ -319,8 +319,11 @@ pub async fn image_user(session: &Session, connect: &ConnectOptions) -> Result<O
     {
         connected
             .engine
-            .image_link(image, crate::plan::COMPAT_LIBCUDA)
+            .image_paths(image, &[crate::plan::COMPAT_LIBCUDA])
             .await?
+            .pop()
+            .flatten()
+            .and_then(|path| path.link_target)
     } else {
         None
     };

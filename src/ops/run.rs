@@ -16,6 +16,7 @@ use crate::capabilities::Capabilities;
 use crate::emit::podman::create_body;
 use crate::engine::frames::demultiplex;
 use crate::engine::{ConnectOptions, Engine, Stdio, http};
+use crate::gpu::driver_capabilities::{self, DriverCapabilities};
 use crate::host::signals::{Interrupt, StopSignals};
 pub use crate::plan::Mode;
 use crate::plan::{self, ContainerPlan, UserNs};
@@ -55,12 +56,31 @@ pub async fn plan_container<E: Engine>(
     let mut gpus = gpus
         .await
         .map_err(|err| Error::env(format!("GPU discovery did not finish: {err}")))??;
-    if !gpus.names.is_empty() && plan::is_cuda_image(&facts.env) {
-        let compat =
-            crate::engine::image_cache::image_link(engine, &facts, image, plan::COMPAT_LIBCUDA)
-                .await?;
+    // One probe container (its answers remembered per image ID) for what GPUs need to know
+    // of the image: where its loader lives, for inline edits, and for a CUDA image, where its
+    // forward-compatibility libcuda leads.
+    let inline = matches!(gpus.mode, plan::GpuMode::Inline(_));
+    let cuda = !gpus.names.is_empty() && plan::is_cuda_image(&facts.env);
+    let probed: Vec<&str> = [
+        inline.then_some(plan::loader_path()),
+        cuda.then_some(plan::COMPAT_LIBCUDA),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut answers = crate::engine::image_cache::image_paths(engine, &facts, image, &probed)
+        .await?
+        .into_iter();
+    let loader = if inline {
+        answers.next().flatten()
+    } else {
+        None
+    };
+    if cuda {
+        let compat = answers.next().flatten().and_then(|path| path.link_target);
         plan::plan_compat(&mut gpus, compat.as_deref(), &facts.env);
     }
+    let mut capabilities = None;
     if let plan::GpuMode::Inline(edits) = &mut gpus.mode {
         // A variable's value in the container: the session's, else the GPU plan's or the
         // edits', else the image's (the order the create body and Podman apply).
@@ -83,9 +103,17 @@ pub async fn plan_container<E: Engine>(
                         })
                     })
             };
-        let library_path = value("LD_LIBRARY_PATH");
-        let triton_path = value(crate::cdi::generate::TRITON_LIBCUDA_PATH);
-        plan::fit_to_container(edits, library_path.as_deref(), triton_path.as_deref());
+        let fit = plan::ContainerFit {
+            layout: plan::LibraryLayout::of_loader(loader.as_ref()),
+            capabilities: driver_capabilities(session, &facts.env)?,
+            library_path: value("LD_LIBRARY_PATH"),
+            triton_path: session
+                .env
+                .get(crate::cdi::generate::TRITON_LIBCUDA_PATH)
+                .cloned(),
+        };
+        plan::fit_to_container(edits, &fit);
+        capabilities = Some(fit.capabilities);
     }
     for notice in &gpus.notices {
         tracing::warn!("{}", notice.message);
@@ -94,9 +122,10 @@ pub async fn plan_container<E: Engine>(
         plan::GpuMode::None => tracing::info!("GPUs: none"),
         plan::GpuMode::Cdi(names) => tracing::info!("GPUs: by CDI name, {}", names.join(" ")),
         plan::GpuMode::Inline(edits) => tracing::info!(
-            "GPUs: inline edits, {} device nodes and {} mounts (no CDI spec Podman reads is fresh)",
+            "GPUs: inline edits, {} device nodes and {} mounts for driver capabilities {} (no CDI spec Podman reads is fresh)",
             edits.device_nodes.len(),
-            edits.mounts.len()
+            edits.mounts.len(),
+            capabilities.unwrap_or_default()
         ),
     }
     let home =
@@ -113,6 +142,45 @@ pub async fn plan_container<E: Engine>(
         gpus,
         init: true,
     })
+}
+
+/// The driver capabilities the container asks for: the session's
+/// `NVIDIA_DRIVER_CAPABILITIES`, else the image's, else NVIDIA's default (`compute,utility`).
+/// An unknown name is an error when the session gives it, and a warning (the name ignored)
+/// when the image does.
+fn driver_capabilities(session: &Session, image_env: &[String]) -> Result<DriverCapabilities> {
+    let hint = "use compute, utility, video, graphics, display, compat32 or all, separated by commas (NVIDIA's names)";
+    if let Some(value) = session.env.get(driver_capabilities::VARIABLE) {
+        return DriverCapabilities::parse(value).map_err(|word| {
+            Error::user(format!(
+                "{}={value}: unknown driver capability {word:?}",
+                driver_capabilities::VARIABLE
+            ))
+            .hint(hint)
+        });
+    }
+    let prefix = format!("{}=", driver_capabilities::VARIABLE);
+    let Some(value) = image_env
+        .iter()
+        .find_map(|entry| entry.strip_prefix(&prefix))
+    else {
+        return Ok(DriverCapabilities::default());
+    };
+    let known: Vec<&str> = value
+        .split(',')
+        .filter(|word| {
+            let known = DriverCapabilities::parse(word).is_ok();
+            if !known {
+                tracing::warn!(
+                    "the image's {}={value} names an unknown driver capability {:?}: ignored",
+                    driver_capabilities::VARIABLE,
+                    word.trim()
+                );
+            }
+            known
+        })
+        .collect();
+    Ok(DriverCapabilities::parse(&known.join(",")).unwrap_or_default())
 }
 
 /// Creates and starts the container without attaching; returns its name.
@@ -393,8 +461,8 @@ pub async fn remove_after_lost_socket(err: Error, connect: &ConnectOptions, name
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::ImageFacts;
     use crate::engine::fake::FakeEngine;
+    use crate::engine::{ImageFacts, ImagePath};
 
     use std::collections::BTreeMap;
 
@@ -491,26 +559,36 @@ mod tests {
             ..session()
         };
         let mut engine = engine();
-        engine.links = BTreeMap::from([(
+        engine.image_paths = BTreeMap::from([(
             format!("localhost/img:{}", plan::COMPAT_LIBCUDA),
-            "/usr/local/cuda-12.9/compat/libcuda.so.575.57.08".to_owned(),
+            ImagePath {
+                link_target: Some("/usr/local/cuda-12.9/compat/libcuda.so.575.57.08".to_owned()),
+            },
         )]);
         let caps = Capabilities::for_version(crate::capabilities::PodmanVersion::new(5, 4, 2));
         let without_probe = plan_container(&engine, &caps, &session, MODE)
             .await
             .unwrap();
         assert!(without_probe.gpus.env.is_empty(), "not a CUDA image");
-        assert!(!engine.calls().iter().any(|call| call.starts_with("link ")));
+        let loader_only = format!("stat localhost/img:{}", plan::loader_path());
+        assert_eq!(stats(&engine), [loader_only.clone()]);
         if let Some(facts) = engine.images.get_mut("localhost/img") {
             facts.env = vec!["CUDA_VERSION=12.9.0".to_owned()];
         }
         let probed = plan_container(&engine, &caps, &session, MODE)
             .await
             .unwrap();
-        assert!(
-            engine
-                .calls()
-                .contains(&format!("link localhost/img:{}", plan::COMPAT_LIBCUDA))
+        // Both questions in one probe container.
+        assert_eq!(
+            stats(&engine),
+            [
+                loader_only,
+                format!(
+                    "stat localhost/img:{},{}",
+                    plan::loader_path(),
+                    plan::COMPAT_LIBCUDA
+                )
+            ]
         );
         run_attached(&engine, &session, &probed, unreachable)
             .await
@@ -520,15 +598,24 @@ mod tests {
         assert_eq!(body["env"]["A"], "1");
     }
 
-    /// Issue 12: `podlab run --gpus all` started 1.14x slower than `--gpus none`; most of it
-    /// was Podman bind-mounting every library three times. The copies in the directory only
-    /// `LD_LIBRARY_PATH` leads to go only to containers whose `LD_LIBRARY_PATH` names it;
-    /// otherwise that directory keeps just the libcuda names `TRITON_LIBCUDA_PATH` points at.
-    #[tokio::test]
-    async fn gpu_session_start_mounts_only_the_library_dirs_the_loader_searches() {
+    fn stats(engine: &FakeEngine) -> Vec<String> {
+        engine
+            .calls()
+            .into_iter()
+            .filter(|call| call.starts_with("stat "))
+            .collect()
+    }
+
+    /// A GPU session of the Debian fixture with `env`, in an image whose loader lives at
+    /// `loader` (`None`: no glibc loader) and whose environment is `image_env`.
+    async fn gpu_plan(
+        env: &[(&str, &str)],
+        loader: Option<&str>,
+        image_env: &[&str],
+    ) -> Result<(ContainerPlan, FakeEngine)> {
         let fixture = crate::gpu::fixtures::debian_like();
         let caps = Capabilities::for_version(crate::capabilities::PodmanVersion::new(5, 4, 2));
-        let gpu_session = |env: &[(&str, &str)]| Session {
+        let session = Session {
             gpus: crate::session::GpuRequest::All,
             driver_roots: fixture.roots.clone(),
             env: env
@@ -537,57 +624,165 @@ mod tests {
                 .collect(),
             ..session()
         };
-        let image_with = |library_path: Option<&str>| {
-            let mut engine = engine();
-            for facts in engine.images.values_mut() {
-                facts.env = library_path
-                    .map(|path| vec![format!("LD_LIBRARY_PATH={path}")])
-                    .unwrap_or_default();
-            }
-            engine
-        };
-        // The file names mounted in /usr/local/nvidia/lib64, and in the multiarch directory.
-        let mounted = |engine: FakeEngine, session: Session| async move {
-            let plan = plan_container(&engine, &caps, &session, MODE)
-                .await
-                .unwrap();
-            let plan::GpuMode::Inline(edits) = &plan.gpus.mode else {
-                panic!("expected inline edits, got {:?}", plan.gpus.mode)
-            };
-            let names_in = |dir: &str| {
-                let mut names: Vec<String> = edits
-                    .mounts
-                    .iter()
-                    .filter_map(|m| m.container_path.strip_prefix(&format!("{dir}/")))
-                    .map(str::to_owned)
-                    .collect();
-                names.sort();
-                names
-            };
-            let multiarch = crate::cdi::generate::container_library_dirs()[0].clone();
-            (
-                names_in(crate::cdi::generate::LD_LIBRARY_PATH_DIR),
-                names_in(&multiarch),
-            )
-        };
-        let (nvidia, multiarch) = mounted(image_with(None), gpu_session(&[])).await;
-        assert_eq!(nvidia, ["libcuda.so", "libcuda.so.1"]);
-        assert!(multiarch.len() > 2 && multiarch.contains(&"libnvidia-ml.so.1".to_owned()));
+        let mut engine = engine();
+        for facts in engine.images.values_mut() {
+            facts.env = image_env.iter().map(|entry| (*entry).to_owned()).collect();
+        }
+        if let Some(target) = loader {
+            engine.image_paths = BTreeMap::from([(
+                format!("localhost/img:{}", plan::loader_path()),
+                ImagePath {
+                    link_target: Some(target.to_owned()),
+                },
+            )]);
+        }
+        let plan = plan_container(&engine, &caps, &session, MODE).await?;
+        Ok((plan, engine))
+    }
 
-        // A CUDA image's LD_LIBRARY_PATH, or the session's own, brings the whole set back.
-        let cuda = Some("/usr/local/nvidia/lib:/usr/local/nvidia/lib64");
-        let (nvidia, multiarch) = mounted(image_with(cuda), gpu_session(&[])).await;
-        assert_eq!(nvidia, multiarch);
-        let session = gpu_session(&[("LD_LIBRARY_PATH", "/usr/local/nvidia/lib64/")]);
-        let (nvidia, multiarch) = mounted(image_with(None), session).await;
-        assert_eq!(nvidia, multiarch);
-        // The session's values win over the image's.
-        let session = gpu_session(&[
-            ("LD_LIBRARY_PATH", "/opt/lib"),
-            ("TRITON_LIBCUDA_PATH", "/opt/lib"),
-        ]);
-        let (nvidia, _) = mounted(image_with(cuda), session).await;
-        assert!(nvidia.is_empty(), "{nvidia:?}");
+    fn inline_edits(plan: &ContainerPlan) -> &crate::cdi::spec::ContainerEdits {
+        let plan::GpuMode::Inline(edits) = &plan.gpus.mode else {
+            panic!("expected inline edits, got {:?}", plan.gpus.mode)
+        };
+        edits
+    }
+
+    /// The file names mounted in `dir`, sorted.
+    fn names_in(plan: &ContainerPlan, dir: &str) -> Vec<String> {
+        let mut names: Vec<String> = inline_edits(plan)
+            .mounts
+            .iter()
+            .filter_map(|m| m.container_path.strip_prefix(&format!("{dir}/")))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn env_value(plan: &ContainerPlan, key: &str) -> Option<String> {
+        let prefix = format!("{key}=");
+        inline_edits(plan)
+            .env
+            .iter()
+            .find_map(|entry| entry.strip_prefix(&prefix).map(str::to_owned))
+    }
+
+    const DEBIAN_LOADER: &str = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+    const FEDORA_LOADER: &str = "/usr/lib64/ld-linux-x86-64.so.2";
+
+    /// Issue 12: `podlab run --gpus all` started 1.14x slower than `--gpus none`; most of it
+    /// was Podman bind-mounting every library three times (the multiarch directory,
+    /// /usr/lib64, /usr/local/nvidia/lib64). With the image's loader known (one probe per
+    /// image ID), libraries go only in the directory it searches, and Triton is pointed there.
+    #[tokio::test]
+    async fn gpu_session_start_mounts_only_the_library_dirs_the_loader_searches() {
+        let [multiarch, lib64, nvidia] = crate::cdi::generate::container_library_dirs();
+        let triton = crate::cdi::generate::TRITON_LIBCUDA_PATH;
+        let cuda = "LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64";
+        for image_env in [&[][..], &[cuda][..]] {
+            let (debian, _) = gpu_plan(&[], Some(DEBIAN_LOADER), image_env).await.unwrap();
+            let in_multiarch = names_in(&debian, &multiarch);
+            assert!(
+                in_multiarch.contains(&"libcuda.so".to_owned()),
+                "{in_multiarch:?}"
+            );
+            assert!(in_multiarch.contains(&"libcuda.so.1".to_owned()));
+            assert!(names_in(&debian, &lib64).is_empty() && names_in(&debian, &nvidia).is_empty());
+            assert_eq!(
+                env_value(&debian, triton).as_deref(),
+                Some(multiarch.as_str())
+            );
+
+            let (fedora, _) = gpu_plan(&[], Some(FEDORA_LOADER), image_env).await.unwrap();
+            assert_eq!(names_in(&fedora, &lib64), in_multiarch);
+            assert!(
+                names_in(&fedora, &multiarch).is_empty() && names_in(&fedora, &nvidia).is_empty()
+            );
+            assert_eq!(env_value(&fedora, triton).as_deref(), Some(lib64.as_str()));
+        }
+        // The session's own TRITON_LIBCUDA_PATH wins, and gets the libcuda names it needs.
+        let (own, _) = gpu_plan(&[(triton, nvidia.as_str())], Some(DEBIAN_LOADER), &[])
+            .await
+            .unwrap();
+        assert_eq!(names_in(&own, &nvidia), ["libcuda.so", "libcuda.so.1"]);
+
+        // An image without glibc's loader: both default directories, and the copies in
+        // /usr/local/nvidia/lib64 only where LD_LIBRARY_PATH leads there.
+        let (unknown, _) = gpu_plan(&[], None, &[]).await.unwrap();
+        assert_eq!(names_in(&unknown, &multiarch), names_in(&unknown, &lib64));
+        assert_eq!(names_in(&unknown, &nvidia), ["libcuda.so", "libcuda.so.1"]);
+        assert_eq!(
+            env_value(&unknown, triton).as_deref(),
+            Some(nvidia.as_str())
+        );
+        let (unknown_cuda, _) = gpu_plan(&[], None, &[cuda]).await.unwrap();
+        assert_eq!(
+            names_in(&unknown_cuda, &nvidia),
+            names_in(&unknown_cuda, &multiarch)
+        );
+        let session = [("LD_LIBRARY_PATH", "/opt/lib"), (triton, "/opt/lib")];
+        let (opt, _) = gpu_plan(&session, None, &[cuda]).await.unwrap();
+        assert!(names_in(&opt, &nvidia).is_empty());
+    }
+
+    /// Issue 12: a CUDA session got the video, graphics and display libraries too, each one
+    /// more bind mount at every start. As under NVIDIA's runtime, the container gets what its
+    /// `NVIDIA_DRIVER_CAPABILITIES` names (the session's, else the image's), `compute,utility`
+    /// when unset.
+    #[tokio::test]
+    async fn gpu_session_start_mounts_only_the_driver_capabilities_asked_for() {
+        let [multiarch, ..] = crate::cdi::generate::container_library_dirs();
+        let has = |plan: &ContainerPlan, name: &str| {
+            names_in(plan, &multiarch).contains(&name.to_owned())
+        };
+        let (default, _) = gpu_plan(&[], Some(DEBIAN_LOADER), &[]).await.unwrap();
+        assert!(has(&default, "libcuda.so.1") && has(&default, "libnvidia-ml.so.1"));
+        assert!(has(&default, "libnvidia-ptxjitcompiler.so.1"));
+        assert!(!has(&default, "libnvidia-encode.so.1") && !has(&default, "libnvcuvid.so.1"));
+        let binaries = |plan: &ContainerPlan| names_in(plan, "/usr/bin");
+        assert!(binaries(&default).contains(&"nvidia-smi".to_owned()));
+        let full = {
+            let fixture = crate::gpu::fixtures::debian_like();
+            let inventory = crate::gpu::discover(&fixture.roots).unwrap();
+            inventory.libraries.len()
+        };
+
+        let image_all = ["NVIDIA_DRIVER_CAPABILITIES=all"];
+        let (everything, _) = gpu_plan(&[], Some(DEBIAN_LOADER), &image_all)
+            .await
+            .unwrap();
+        assert!(has(&everything, "libnvidia-encode.so.1"));
+        assert!(names_in(&everything, &multiarch).len() >= full);
+        // The session's value wins over the image's.
+        let video = [("NVIDIA_DRIVER_CAPABILITIES", "video")];
+        let (only_video, _) = gpu_plan(&video, Some(DEBIAN_LOADER), &image_all)
+            .await
+            .unwrap();
+        assert!(has(&only_video, "libnvcuvid.so.1") && !has(&only_video, "libcuda.so.1"));
+        assert!(!binaries(&only_video).contains(&"nvidia-smi".to_owned()));
+
+        // A name NVIDIA does not know: the session's is an error that says which names are,
+        // the image's is ignored (with a warning).
+        let bogus = [("NVIDIA_DRIVER_CAPABILITIES", "compute,gpu")];
+        let err = gpu_plan(&bogus, Some(DEBIAN_LOADER), &[])
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 1);
+        assert!(
+            err.to_string()
+                .contains("unknown driver capability \"gpu\""),
+            "{err}"
+        );
+        assert!(
+            err.hint_text().unwrap_or_default().contains("graphics"),
+            "{err:?}"
+        );
+        let image_bogus = ["NVIDIA_DRIVER_CAPABILITIES=gpu,video"];
+        let (ignored, _) = gpu_plan(&[], Some(DEBIAN_LOADER), &image_bogus)
+            .await
+            .unwrap();
+        assert!(has(&ignored, "libnvcuvid.so.1") && !has(&ignored, "libcuda.so.1"));
     }
 
     #[tokio::test]
