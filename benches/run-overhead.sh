@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks a GPU session's start as a user types it, in one hyperfine invocation, as the
 # rootless test user on its own warm socket (the default path of a user who runs sessions: the
-# user's podman.sock answers; no --url, no --no-autostart). Rows:
+# user's podman.sock answers; no --url, no --no-autostart), in the image a Triton/PyTorch user
+# has (tests/host/dl-image.sh's: Debian, python3, gcc, the triton wheel; BENCH_IMAGE=name for
+# another). Rows:
 #   podlab-none    podlab run --gpus none                       (a session without GPUs)
 #   podlab-all     podlab run --gpus all --driver-root ROOT     (the Debian NVIDIA root; no spec
 #                  Podman reads, so the GPU edits go inline: discovery, then the create call)
@@ -17,7 +19,7 @@
 # It reports and exits 0 whether or not the targets are met; non-zero only when setup fails.
 # Needs a provisioned test host (sudo tests/host/provision.sh); run as root (it writes the two
 # bench specs to /etc/cdi under kinds of their own). PODLAB_BIN=path skips the build;
-# ROUNDS=n (10: 20 runs of each row).
+# ROUNDS=n (30: 60 runs of each row; 20 runs left the GPU ratio +-3% from one run to the next).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,7 +47,12 @@ OUT=${BENCH_OUT:-$REPO/target/bench}
 mkdir -p "$OUT" /etc/cdi
 
 ROOT=$PODLAB_TEST_NVIDIA_ROOT
-IMAGE=$PODLAB_TEST_IMAGE
+if [[ -z ${BENCH_IMAGE:-} ]]; then
+  [[ -r /etc/podlab-test-dl.env ]] || die "no deep-learning test image; hint: run sudo tests/host/provision.sh once"
+  # shellcheck disable=SC1091
+  . /etc/podlab-test-dl.env
+fi
+IMAGE=${BENCH_IMAGE:-$PODLAB_TEST_DL_IMAGE}
 as_user="runuser -u $PODLAB_TEST_USER -- env -i HOME=$PODLAB_TEST_HOME PATH=/usr/bin:/bin \
 XDG_RUNTIME_DIR=$PODLAB_TEST_RUNTIME_DIR PODMAN_IGNORE_CGROUPSV1_WARNING=1"
 in_project() { echo "cd $WORK/project && $as_user $*"; }
@@ -99,7 +106,7 @@ round() { # FILE: one round, exported to FILE; retried up to 5 times
   die "a round failed 5 times"
 }
 round "$WORK/warmup.json"
-for ((i = 0; i < ${ROUNDS:-10}; i++)); do round "$WORK/round-$i.json"; done
+for ((i = 0; i < ${ROUNDS:-30}; i++)); do round "$WORK/round-$i.json"; done
 echo "rounds retried after a failure (socket restarted by another run): $retries" >&2
 echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 python3 - "$WORK"/round-*.json >"$OUT/run-overhead.json" <<'PY'

@@ -180,6 +180,75 @@ fn fake_gpus_inline_without_a_system_spec() {
     let _ = fs::remove_dir_all(project);
 }
 
+/// Issue 12 (`--gpus all` started 1.14x slower than `--gpus none`): a session's inline GPU
+/// edits are fitted to its image. The glibc image's loader lives in the multiarch directory, so
+/// the libraries are mounted there only (not in /usr/lib64 or /usr/local/nvidia/lib64, where
+/// Podman made two more bind mounts of each), Triton is pointed there, and only the driver
+/// capabilities the container asks for come: compute and utility by default, the video
+/// libraries when `NVIDIA_DRIVER_CAPABILITIES` names them.
+#[test]
+fn gpu_session_start_mounts_only_the_library_dirs_the_loader_searches() {
+    let Some(host) = host() else { return };
+    let _socket = shared_socket();
+    let _spec = spec_lock();
+    let _ = fs::remove_file(SYSTEM_SPEC);
+    let project = host.user_dir("gpu-fit");
+    let root = host.nvidia_root.display().to_string();
+    let script = "dlopen-test libcuda.so.1 libnvidia-ml.so.1; \
+        for f in /usr/lib/x86_64-linux-gnu/libcuda.so /usr/lib/x86_64-linux-gnu/libnvcuvid.so.1 \
+                 /usr/lib64/libcuda.so.1 /usr/local/nvidia/lib64/libcuda.so.1; do \
+          test -e $f && echo present $f; done; echo triton=$TRITON_LIBCUDA_PATH";
+    let run_with = |env: &[&str]| {
+        let mut args = vec!["-v", "run", "--driver-root", &root, "--gpus", "all"];
+        for entry in env {
+            args.extend(["-e", entry]);
+        }
+        args.extend(["--image", &host.glibc_image, "--", "sh", "-c", script]);
+        podlab(host, &project, &args)
+    };
+    let default = run_with(&[]);
+    default.expect_code(0);
+    let out = &default.stdout;
+    assert!(
+        out.contains("ok libcuda.so.1") && out.contains("ok libnvidia-ml.so.1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("present /usr/lib/x86_64-linux-gnu/libcuda.so\n"),
+        "{out}"
+    );
+    assert!(out.contains("triton=/usr/lib/x86_64-linux-gnu\n"), "{out}");
+    for absent in ["libnvcuvid", "/usr/lib64/", "/usr/local/nvidia/"] {
+        assert!(!out.contains(absent), "{absent} in:\n{out}");
+    }
+    assert!(
+        default
+            .stderr
+            .contains("for driver capabilities compute,utility"),
+        "{}",
+        default.stderr
+    );
+
+    let video = run_with(&["NVIDIA_DRIVER_CAPABILITIES=compute,utility,video"]);
+    video.expect_code(0);
+    assert!(
+        video
+            .stdout
+            .contains("present /usr/lib/x86_64-linux-gnu/libnvcuvid.so.1"),
+        "{}",
+        video.stdout
+    );
+    let bogus = run_with(&["NVIDIA_DRIVER_CAPABILITIES=gpu"]);
+    bogus.expect_code(1);
+    assert!(
+        bogus.stderr.contains("unknown driver capability \"gpu\"")
+            && bogus.stderr.contains("hint:"),
+        "{}",
+        bogus.stderr
+    );
+    let _ = fs::remove_dir_all(project);
+}
+
 #[test]
 fn fake_gpus_by_cdi_name_with_a_system_spec() {
     let Some(host) = host() else { return };
