@@ -284,12 +284,26 @@ inside() {
   nsenter -t "$pid" -a "$@"
 }
 
+# nspawn killed before its own cleanup (a hard stop of the session that ran it) leaves its
+# per-machine directories behind, and the next boot of that name refuses to start ("Mount point
+# '/run/systemd/nspawn/unix-export/NAME' exists already"). Only called when NAME is not running.
+remove_nspawn_leftovers() {
+  local dir
+  for dir in "/run/systemd/nspawn/unix-export/$1" "/run/systemd/nspawn/propagate/$1"; do
+    [[ -e $dir ]] || continue
+    log "$1: removing $dir, left by an nspawn that did not clean up"
+    umount -R "$dir" 2>/dev/null || true
+    rm -rf --one-file-system "$dir"
+  done
+}
+
 boot() {
   local name=$1 root=$RIG/$1 hier
   [[ -d $root ]] || die "no root for $name
 hint: $0 build"
   mkdir -p "$BIN_DIR" # `rig.sh binary` fills it, before or after the boot
   remove_cgroups "$name"
+  remove_nspawn_leftovers "$name"
   for hier in unified systemd; do mkdir -p "$(cg "$hier" "$name")"; done
   local binds=()
   for node in /dev/nvidia*; do [[ -c $node ]] && binds+=("--bind=$node"); done
