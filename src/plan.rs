@@ -4,6 +4,7 @@
 //! inline (device nodes, library mounts, env), so no root step is ever needed and a stale
 //! spec is never used.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,7 @@ use crate::cdi::spec::{ContainerEdits, Spec};
 use crate::cdi::store;
 use crate::cdi::validate::validate_file;
 use crate::engine::ImagePath;
-use crate::gpu::driver_capabilities::DriverCapabilities;
+use crate::gpu::driver_capabilities::{self, DriverCapabilities};
 use crate::gpu::inventory::{Inventory, Warning};
 use crate::gpu::{DriverRoots, discover};
 use crate::session::{GpuRequest, GpuSelector, UserMapping};
@@ -43,6 +44,8 @@ pub struct GpuPlan {
     pub driver: Option<DriverFacts>,
     /// Environment the container gets besides the GPU edits' (see [`plan_compat`]).
     pub env: Vec<(String, String)>,
+    /// The driver capabilities inline edits were fitted to ([`fit_to_image`]).
+    pub capabilities: Option<DriverCapabilities>,
 }
 
 /// The host side of the forward-compatibility decision.
@@ -69,6 +72,7 @@ pub fn plan_gpus(
         notices,
         driver: None,
         env: Vec::new(),
+        capabilities: None,
     };
     if *request == GpuRequest::None {
         return Ok(none(Vec::new()));
@@ -112,6 +116,7 @@ pub fn plan_gpus(
             notices: Vec::new(),
             driver,
             env: Vec::new(),
+            capabilities: None,
         });
     }
     let generated = generate::generate(&inventory, roots, &Options::default())?;
@@ -132,6 +137,7 @@ pub fn plan_gpus(
         notices: generated.warnings,
         driver,
         env: Vec::new(),
+        capabilities: None,
     })
 }
 
@@ -320,6 +326,115 @@ fn fresh_spec(dirs: &[PathBuf], known: Option<(&DriverRoots, &Inventory)>) -> Op
         }
     }
     None
+}
+
+/// The paths in the image that [`fit_to_image`] needs answers for when GPUs are requested
+/// (`inline`: the edits may go inline): where its loader leads, and for a CUDA image, where
+/// its forward-compatibility libcuda leads. One probe container answers them all.
+pub fn image_probes(inline: bool, image_env: &[String]) -> Vec<&'static str> {
+    let mut paths = Vec::new();
+    if inline {
+        paths.push(loader_path());
+    }
+    if is_cuda_image(image_env) {
+        paths.push(COMPAT_LIBCUDA);
+    }
+    paths
+}
+
+/// Plans what depends on the image's files, from `image_path`'s answers to [`image_probes`]:
+/// forward compatibility ([`plan_compat`]), then the fit of inline edits
+/// ([`fit_to_container`]) to the image's library layout and to the driver capabilities the
+/// container asks for. `session_env`: the session's own variables, which win over the
+/// image's.
+pub fn fit_to_image(
+    gpus: &mut GpuPlan,
+    session_env: &BTreeMap<String, String>,
+    image_env: &[String],
+    image_path: impl Fn(&str) -> Option<ImagePath>,
+) -> Result<()> {
+    if gpus.names.is_empty() {
+        return Ok(());
+    }
+    if is_cuda_image(image_env) {
+        let compat = image_path(COMPAT_LIBCUDA).and_then(|path| path.link_target);
+        plan_compat(gpus, compat.as_deref(), image_env);
+    }
+    let GpuMode::Inline(edits) = &mut gpus.mode else {
+        return Ok(());
+    };
+    // A variable's value in the container: the session's, else the GPU plan's or the edits',
+    // else the image's (the order the create body and Podman apply).
+    let value = |key: &str| {
+        let prefix = format!("{key}=");
+        session_env
+            .get(key)
+            .cloned()
+            .or_else(|| {
+                gpus.env
+                    .iter()
+                    .find(|(name, _)| name == key)
+                    .map(|(_, value)| value.clone())
+            })
+            .or_else(|| {
+                edits
+                    .env
+                    .iter()
+                    .chain(image_env)
+                    .find_map(|entry| entry.strip_prefix(prefix.as_str()).map(str::to_owned))
+            })
+    };
+    let fit = ContainerFit {
+        layout: LibraryLayout::of_loader(image_path(loader_path()).as_ref()),
+        capabilities: driver_capabilities(session_env, image_env)?,
+        library_path: value("LD_LIBRARY_PATH"),
+        triton_path: session_env.get(generate::TRITON_LIBCUDA_PATH).cloned(),
+    };
+    fit_to_container(edits, &fit);
+    gpus.capabilities = Some(fit.capabilities);
+    Ok(())
+}
+
+/// The driver capabilities the container asks for: the session's
+/// `NVIDIA_DRIVER_CAPABILITIES`, else the image's, else NVIDIA's default (`compute,utility`).
+/// An unknown name is an error when the session gives it, and a warning (the name ignored)
+/// when the image does.
+fn driver_capabilities(
+    session_env: &BTreeMap<String, String>,
+    image_env: &[String],
+) -> Result<DriverCapabilities> {
+    let hint = "use compute, utility, video, graphics, display, compat32 or all, separated by commas (NVIDIA's names)";
+    if let Some(value) = session_env.get(driver_capabilities::VARIABLE) {
+        return DriverCapabilities::parse(value).map_err(|word| {
+            Error::user(format!(
+                "{}={value}: unknown driver capability {word:?}",
+                driver_capabilities::VARIABLE
+            ))
+            .hint(hint)
+        });
+    }
+    let prefix = format!("{}=", driver_capabilities::VARIABLE);
+    let Some(value) = image_env
+        .iter()
+        .find_map(|entry| entry.strip_prefix(&prefix))
+    else {
+        return Ok(DriverCapabilities::default());
+    };
+    let known: Vec<&str> = value
+        .split(',')
+        .filter(|word| {
+            let known = DriverCapabilities::parse(word).is_ok();
+            if !known {
+                tracing::warn!(
+                    "the image's {}={value} names an unknown driver capability {:?}: ignored",
+                    driver_capabilities::VARIABLE,
+                    word.trim()
+                );
+            }
+            known
+        })
+        .collect();
+    Ok(DriverCapabilities::parse(&known.join(",")).unwrap_or_default())
 }
 
 /// Where the image's dynamic loader finds libraries without `LD_LIBRARY_PATH` or an
@@ -511,6 +626,7 @@ impl ContainerPlan {
                 notices: Vec::new(),
                 driver: None,
                 env: Vec::new(),
+                capabilities: None,
             },
             label_disable: false,
             init: true,
@@ -748,6 +864,7 @@ mod tests {
                     .collect(),
             }),
             env: Vec::new(),
+            capabilities: None,
         }
     }
 

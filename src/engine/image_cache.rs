@@ -103,10 +103,10 @@ mod tests {
     const LINK: &str = "/usr/local/cuda/compat/libcuda.so.1";
     const LOADER: &str = "/lib64/ld-linux-x86-64.so.2";
 
-    fn target(path: &str) -> Option<ImagePath> {
-        Some(ImagePath {
+    fn target(path: &str) -> ImagePath {
+        ImagePath {
             link_target: Some(path.to_owned()),
-        })
+        }
     }
 
     fn engine() -> FakeEngine {
@@ -114,11 +114,11 @@ mod tests {
             image_paths: BTreeMap::from([
                 (
                     format!("{ID}:{LINK}"),
-                    target("/usr/local/cuda-12.9/compat/libcuda.so.575.57.08").unwrap(),
+                    target("/usr/local/cuda-12.9/compat/libcuda.so.575.57.08"),
                 ),
                 (
                     format!("{ID}:{LOADER}"),
-                    target("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2").unwrap(),
+                    target("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
                 ),
             ]),
             ..FakeEngine::default()
@@ -153,13 +153,13 @@ mod tests {
                     .unwrap()
             }
         };
-        let compat = target("/usr/local/cuda-12.9/compat/libcuda.so.575.57.08");
-        assert_eq!(ask(&[LINK]).await, [compat.clone()]);
-        assert_eq!(ask(&[LINK]).await, [compat.clone()]);
+        let compat = Some(target("/usr/local/cuda-12.9/compat/libcuda.so.575.57.08"));
+        assert_eq!(ask(&[LINK]).await, std::slice::from_ref(&compat));
+        assert_eq!(ask(&[LINK]).await, std::slice::from_ref(&compat));
         assert_eq!(probes(&engine).len(), 1);
         // Only the paths not known yet are probed, together, in one container; "missing" is
         // an answer too.
-        let loader = target("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2");
+        let loader = Some(target("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"));
         let expected = [loader, compat, None];
         assert_eq!(ask(&[LOADER, LINK, "/absent"]).await, expected);
         assert_eq!(ask(&[LOADER, LINK, "/absent"]).await, expected);

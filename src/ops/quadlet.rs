@@ -291,8 +291,8 @@ fn absolute(cwd: &Path, path: &Path) -> PathBuf {
     }
 }
 
-/// The image's user (and, for a CUDA image with GPUs, its compat libcuda), asked from Podman;
-/// `None` when the image is not local.
+/// The image's user (and, with GPUs, what [`crate::plan::image_probes`] asks of it), from
+/// Podman; `None` when the image is not local.
 pub async fn image_user(session: &Session, connect: &ConnectOptions) -> Result<Option<ImageUser>> {
     let connected = engine::connect(connect).await.map_err(|err| {
         let hint = err.hint_text().unwrap_or_default().to_owned();
@@ -314,24 +314,22 @@ pub async fn image_user(session: &Session, connect: &ConnectOptions) -> Result<O
     } else {
         None
     };
-    let compat_libcuda = if session.gpus != crate::session::GpuRequest::None
-        && crate::plan::is_cuda_image(&facts.env)
-    {
-        connected
-            .engine
-            .image_paths(image, &[crate::plan::COMPAT_LIBCUDA])
-            .await?
-            .pop()
-            .flatten()
-            .and_then(|path| path.link_target)
+    let probes = if session.gpus == crate::session::GpuRequest::None {
+        Vec::new()
     } else {
-        None
+        crate::plan::image_probes(true, &facts.env)
     };
+    let answers =
+        crate::engine::image_cache::image_paths(&connected.engine, &facts, image, &probes).await?;
     Ok(Some(ImageUser {
         user: facts.user,
         passwd,
         env: facts.env,
-        compat_libcuda,
+        paths: probes
+            .iter()
+            .map(|path| (*path).to_owned())
+            .zip(answers)
+            .collect(),
     }))
 }
 

@@ -16,7 +16,6 @@ use crate::capabilities::Capabilities;
 use crate::emit::podman::create_body;
 use crate::engine::frames::demultiplex;
 use crate::engine::{ConnectOptions, Engine, Stdio, http};
-use crate::gpu::driver_capabilities::{self, DriverCapabilities};
 use crate::host::signals::{Interrupt, StopSignals};
 pub use crate::plan::Mode;
 use crate::plan::{self, ContainerPlan, UserNs};
@@ -56,64 +55,17 @@ pub async fn plan_container<E: Engine>(
     let mut gpus = gpus
         .await
         .map_err(|err| Error::env(format!("GPU discovery did not finish: {err}")))??;
-    // One probe container (its answers remembered per image ID) for what GPUs need to know
-    // of the image: where its loader lives, for inline edits, and for a CUDA image, where its
-    // forward-compatibility libcuda leads.
-    let inline = matches!(gpus.mode, plan::GpuMode::Inline(_));
-    let cuda = !gpus.names.is_empty() && plan::is_cuda_image(&facts.env);
-    let probed: Vec<&str> = [
-        inline.then_some(plan::loader_path()),
-        cuda.then_some(plan::COMPAT_LIBCUDA),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let mut answers = crate::engine::image_cache::image_paths(engine, &facts, image, &probed)
-        .await?
-        .into_iter();
-    let loader = if inline {
-        answers.next().flatten()
-    } else {
-        None
-    };
-    if cuda {
-        let compat = answers.next().flatten().and_then(|path| path.link_target);
-        plan::plan_compat(&mut gpus, compat.as_deref(), &facts.env);
-    }
-    let mut capabilities = None;
-    if let plan::GpuMode::Inline(edits) = &mut gpus.mode {
-        // A variable's value in the container: the session's, else the GPU plan's or the
-        // edits', else the image's (the order the create body and Podman apply).
-        let value =
-            |key: &str| {
-                let prefix = format!("{key}=");
-                session
-                    .env
-                    .get(key)
-                    .cloned()
-                    .or_else(|| {
-                        gpus.env
-                            .iter()
-                            .find(|(name, _)| name == key)
-                            .map(|(_, value)| value.clone())
-                    })
-                    .or_else(|| {
-                        edits.env.iter().chain(&facts.env).find_map(|entry| {
-                            entry.strip_prefix(prefix.as_str()).map(str::to_owned)
-                        })
-                    })
-            };
-        let fit = plan::ContainerFit {
-            layout: plan::LibraryLayout::of_loader(loader.as_ref()),
-            capabilities: driver_capabilities(session, &facts.env)?,
-            library_path: value("LD_LIBRARY_PATH"),
-            triton_path: session
-                .env
-                .get(crate::cdi::generate::TRITON_LIBCUDA_PATH)
-                .cloned(),
-        };
-        plan::fit_to_container(edits, &fit);
-        capabilities = Some(fit.capabilities);
+    if !gpus.names.is_empty() {
+        // One probe container, its answers remembered per image ID.
+        let probes = plan::image_probes(matches!(gpus.mode, plan::GpuMode::Inline(_)), &facts.env);
+        let answers =
+            crate::engine::image_cache::image_paths(engine, &facts, image, &probes).await?;
+        plan::fit_to_image(&mut gpus, &session.env, &facts.env, |path| {
+            probes
+                .iter()
+                .position(|probe| *probe == path)
+                .and_then(|index| answers.get(index).cloned().flatten())
+        })?;
     }
     for notice in &gpus.notices {
         tracing::warn!("{}", notice.message);
@@ -125,7 +77,7 @@ pub async fn plan_container<E: Engine>(
             "GPUs: inline edits, {} device nodes and {} mounts for driver capabilities {} (no CDI spec Podman reads is fresh)",
             edits.device_nodes.len(),
             edits.mounts.len(),
-            capabilities.unwrap_or_default()
+            gpus.capabilities.unwrap_or_default()
         ),
     }
     let home =
@@ -142,45 +94,6 @@ pub async fn plan_container<E: Engine>(
         gpus,
         init: true,
     })
-}
-
-/// The driver capabilities the container asks for: the session's
-/// `NVIDIA_DRIVER_CAPABILITIES`, else the image's, else NVIDIA's default (`compute,utility`).
-/// An unknown name is an error when the session gives it, and a warning (the name ignored)
-/// when the image does.
-fn driver_capabilities(session: &Session, image_env: &[String]) -> Result<DriverCapabilities> {
-    let hint = "use compute, utility, video, graphics, display, compat32 or all, separated by commas (NVIDIA's names)";
-    if let Some(value) = session.env.get(driver_capabilities::VARIABLE) {
-        return DriverCapabilities::parse(value).map_err(|word| {
-            Error::user(format!(
-                "{}={value}: unknown driver capability {word:?}",
-                driver_capabilities::VARIABLE
-            ))
-            .hint(hint)
-        });
-    }
-    let prefix = format!("{}=", driver_capabilities::VARIABLE);
-    let Some(value) = image_env
-        .iter()
-        .find_map(|entry| entry.strip_prefix(&prefix))
-    else {
-        return Ok(DriverCapabilities::default());
-    };
-    let known: Vec<&str> = value
-        .split(',')
-        .filter(|word| {
-            let known = DriverCapabilities::parse(word).is_ok();
-            if !known {
-                tracing::warn!(
-                    "the image's {}={value} names an unknown driver capability {:?}: ignored",
-                    driver_capabilities::VARIABLE,
-                    word.trim()
-                );
-            }
-            known
-        })
-        .collect();
-    Ok(DriverCapabilities::parse(&known.join(",")).unwrap_or_default())
 }
 
 /// Creates and starts the container without attaching; returns its name.
@@ -571,7 +484,7 @@ mod tests {
             .unwrap();
         assert!(without_probe.gpus.env.is_empty(), "not a CUDA image");
         let loader_only = format!("stat localhost/img:{}", plan::loader_path());
-        assert_eq!(stats(&engine), [loader_only.clone()]);
+        assert_eq!(stats(&engine), std::slice::from_ref(&loader_only));
         if let Some(facts) = engine.images.get_mut("localhost/img") {
             facts.env = vec!["CUDA_VERSION=12.9.0".to_owned()];
         }

@@ -8,6 +8,7 @@
 //! needs `--force`), never touches a file without the header, checks every file of a set
 //! before writing any, and writes atomically.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::process::Command;
 use crate::capabilities::{Capabilities, Feature, UnitType};
 use crate::cdi::store;
 use crate::emit::quadlet::unit::{Origin, origin};
+use crate::engine::ImagePath;
 use crate::host::atomic;
 use crate::plan::{self, ContainerPlan, GpuMode, GpuPlan, Mode, UserNs};
 use crate::session::{Port, Protocol, Session, UserMapping};
@@ -50,14 +52,16 @@ pub struct Planned {
     pub notices: Vec<String>,
 }
 
-/// The image's `User` and, when it names a user, its `/etc/passwd`; its `Env`, and where its
-/// CUDA forward-compatibility libcuda leads (see [`plan::plan_compat`]).
+/// The image's `User` and, when it names a user, its `/etc/passwd`; its `Env`, and the
+/// answers to [`plan::image_probes`] that GPUs need (where its loader and its CUDA
+/// forward-compatibility libcuda lead).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageUser {
     pub user: String,
     pub passwd: Option<String>,
     pub env: Vec<String>,
-    pub compat_libcuda: Option<String>,
+    /// By path; a path missing from the image, or not asked, is `None`.
+    pub paths: BTreeMap<String, Option<ImagePath>>,
 }
 
 /// Plans `session` as the unit `name` for the target Podman. `image_user`: the image's user,
@@ -82,7 +86,9 @@ pub fn plan(
     };
     let (mut gpus, cdi_spec_dir) = plan_gpus(session, caps)?;
     if let Some(image) = image_user {
-        plan::plan_compat(&mut gpus, image.compat_libcuda.as_deref(), &image.env);
+        plan::fit_to_image(&mut gpus, &session.env, &image.env, |path| {
+            image.paths.get(path).cloned().flatten()
+        })?;
     }
     notices.extend(gpus.notices.iter().map(|notice| notice.message.clone()));
     let home =
@@ -622,6 +628,56 @@ mod tests {
         }
         .render(&Capabilities::for_version(PodmanVersion::new(5, 4, 2)))
         .unwrap()
+    }
+
+    /// Issue 12: a unit's inline GPU edits are fitted to its image as `podlab run`'s are:
+    /// libraries only in the directory its loader searches, only the driver capabilities it
+    /// asks for.
+    #[test]
+    fn a_gpu_units_inline_edits_are_fitted_to_its_image() {
+        let fixture = crate::gpu::fixtures::debian_like();
+        let session = Session {
+            gpus: crate::session::GpuRequest::All,
+            driver_roots: fixture.roots.clone(),
+            ..Session::example()
+        };
+        // Podman 5.4 has no --cdi-spec-dir: no spec of the user's own is looked for.
+        let caps = Capabilities::for_version(PodmanVersion::new(5, 4, 2));
+        let image = ImageUser {
+            user: String::new(),
+            passwd: None,
+            env: Vec::new(),
+            paths: BTreeMap::from([(
+                plan::loader_path().to_owned(),
+                Some(ImagePath {
+                    link_target: Some("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2".into()),
+                }),
+            )]),
+        };
+        let mounts = |image: Option<&ImageUser>| {
+            let planned = plan(&session, &caps, "demo", image).unwrap();
+            let GpuMode::Inline(edits) = planned.container.gpus.mode else {
+                panic!("expected inline edits")
+            };
+            edits
+                .mounts
+                .into_iter()
+                .map(|mount| mount.container_path)
+                .collect::<Vec<_>>()
+        };
+        let fitted = mounts(Some(&image));
+        assert!(fitted.contains(&"/usr/lib/x86_64-linux-gnu/libcuda.so.1".to_owned()));
+        assert!(
+            !fitted.iter().any(|path| path.starts_with("/usr/lib64/")),
+            "{fitted:?}"
+        );
+        assert!(
+            !fitted.iter().any(|path| path.contains("libnvidia-encode")),
+            "{fitted:?}"
+        );
+        // An image that is not local: nothing known of it, every file in every directory.
+        let unknown = mounts(None);
+        assert!(unknown.contains(&"/usr/lib64/libnvidia-encode.so.1".to_owned()));
     }
 
     #[tokio::test]

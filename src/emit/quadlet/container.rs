@@ -229,6 +229,7 @@ mod tests {
                 notices: vec![],
                 driver: None,
                 env: Vec::new(),
+                capabilities: None,
             },
             label_disable: true,
             ..ContainerPlan::example("demo")

@@ -75,6 +75,7 @@ fn plan(name: &str, mode: GpuMode, names: &[&str]) -> ContainerPlan {
             notices: Vec::new(),
             driver: None,
             env: Vec::new(),
+            capabilities: None,
         },
         ..ContainerPlan::example(name)
     }
