@@ -490,6 +490,8 @@ pub mod fake {
         pub pods: BTreeMap<String, super::kube::PodFacts>,
         /// Paths in images, by `IMAGE:PATH`, for `image_paths`; any other path is missing.
         pub image_paths: BTreeMap<String, ImagePath>,
+        /// Makes `image_paths` fail with this message (a probe container Podman refuses).
+        pub probe_failure: Option<String>,
         /// Secrets by name, shared between clones (`create_secret` adds, `remove_secret` drops).
         pub secrets: Arc<Mutex<BTreeMap<String, Secret>>>,
         /// Shows no secret's data, as Podman before 4.5.
@@ -552,6 +554,9 @@ pub mod fake {
 
         async fn image_paths(&self, image: &str, paths: &[&str]) -> Result<Vec<Option<ImagePath>>> {
             self.record(format!("stat {image}:{}", paths.join(",")));
+            if let Some(message) = &self.probe_failure {
+                return Err(Error::env(message.clone()));
+            }
             Ok(paths
                 .iter()
                 .map(|path| self.image_paths.get(&format!("{image}:{path}")).cloned())

@@ -320,7 +320,9 @@ pub async fn image_user(session: &Session, connect: &ConnectOptions) -> Result<O
         crate::plan::image_probes(true, &facts.env)
     };
     let answers =
-        crate::engine::image_cache::image_paths(&connected.engine, &facts, image, &probes).await?;
+        crate::engine::image_cache::image_paths(&connected.engine, &facts, image, &probes)
+            .await
+            .unwrap_or_else(|err| crate::ops::run::unanswered(&probes, &err));
     Ok(Some(ImageUser {
         user: facts.user,
         passwd,

@@ -58,8 +58,9 @@ pub async fn plan_container<E: Engine>(
     if !gpus.names.is_empty() {
         // One probe container, its answers remembered per image ID.
         let probes = plan::image_probes(matches!(gpus.mode, plan::GpuMode::Inline(_)), &facts.env);
-        let answers =
-            crate::engine::image_cache::image_paths(engine, &facts, image, &probes).await?;
+        let answers = crate::engine::image_cache::image_paths(engine, &facts, image, &probes)
+            .await
+            .unwrap_or_else(|err| unanswered(&probes, &err));
         plan::fit_to_image(&mut gpus, &session.env, &facts.env, |path| {
             probes
                 .iter()
@@ -94,6 +95,16 @@ pub async fn plan_container<E: Engine>(
         gpus,
         init: true,
     })
+}
+
+/// No answers to `probes`, after a probe container failed: the GPU edits then go in every
+/// library directory, unfitted, and the container still runs.
+pub fn unanswered(probes: &[&str], err: &Error) -> Vec<Option<crate::engine::ImagePath>> {
+    tracing::warn!(
+        "could not look into the image ({}): its GPU libraries go in every library directory",
+        err.message()
+    );
+    vec![None; probes.len()]
 }
 
 /// Creates and starts the container without attaching; returns its name.
@@ -696,6 +707,32 @@ mod tests {
             .await
             .unwrap();
         assert!(has(&ignored, "libnvcuvid.so.1") && !has(&ignored, "libcuda.so.1"));
+    }
+
+    /// The image probe is an optimization: when Podman refuses its container, the session
+    /// still runs, with the GPU edits in every library directory.
+    #[tokio::test]
+    async fn a_refused_image_probe_leaves_the_gpu_edits_unfitted_and_the_run_going() {
+        let fixture = crate::gpu::fixtures::debian_like();
+        let session = Session {
+            gpus: crate::session::GpuRequest::All,
+            driver_roots: fixture.roots.clone(),
+            ..session()
+        };
+        let engine = FakeEngine {
+            probe_failure: Some("no space left on device".into()),
+            ..engine()
+        };
+        let caps = Capabilities::for_version(crate::capabilities::PodmanVersion::new(5, 4, 2));
+        let plan = plan_container(&engine, &caps, &session, MODE)
+            .await
+            .unwrap();
+        let [multiarch, lib64, _] = crate::cdi::generate::container_library_dirs();
+        assert!(!names_in(&plan, &multiarch).is_empty());
+        assert_eq!(names_in(&plan, &multiarch), names_in(&plan, &lib64));
+        run_attached(&engine, &session, &plan, unreachable)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
