@@ -2,7 +2,10 @@
 //!
 //! Commands that only need a version to gate on (`podlab cdi generate`, `quadlet generate`)
 //! would otherwise spawn podman on every run: about 20 ms and 30 MB, ten times what
-//! generating a CDI spec costs. The answer is kept in the user's cache directory
+//! generating a CDI spec costs. Where dpkg installed the binary, its database answers instead
+//! (a read of a text file, no spawn), when it still vouches for the file: the package lists
+//! it, is installed, and the file has not changed since dpkg wrote the list. The answer is
+//! kept in the user's cache directory
 //! (`$XDG_CACHE_HOME/podlab/podman-version.json`), keyed on the identity of the binary that
 //! gave it: its path, device, inode, size, mtime and ctime. Upgrading podman replaces the file
 //! (a new inode and ctime; package managers rename a new file into place), so the key changes
@@ -66,14 +69,21 @@ pub fn podman_on_path() -> Option<(PathBuf, Option<PodmanVersion>)> {
     Some((binary, version))
 }
 
+/// dpkg's database.
+const DPKG_ADMIN_DIR: &str = "/var/lib/dpkg";
+
 /// The version `binary --version` prints, from the cache at `cache` when its entry matches
-/// the binary's key, else by asking (and remembering the answer).
+/// the binary's key, else from dpkg's database or by asking (and remembering the answer).
 pub fn version_of(binary: &Path, cache: Option<&Path>) -> Option<PodmanVersion> {
+    version_of_in(binary, cache, Path::new(DPKG_ADMIN_DIR))
+}
+
+fn version_of_in(binary: &Path, cache: Option<&Path>, dpkg: &Path) -> Option<PodmanVersion> {
     let key = BinaryKey::of(binary)?;
     if let Some(version) = cache.and_then(|cache| cached(cache, &key)) {
         return Some(version);
     }
-    let version = ask(binary)?;
+    let version = dpkg_version(binary, dpkg).or_else(|| ask(binary))?;
     // Only a binary that did not change while it answered is remembered.
     if let Some(cache) = cache.filter(|_| BinaryKey::of(binary).as_ref() == Some(&key)) {
         remember(cache, key, version);
@@ -84,6 +94,43 @@ pub fn version_of(binary: &Path, cache: Option<&Path>) -> Option<PodmanVersion> 
 /// `$XDG_CACHE_HOME/podlab/podman-version.json`, else under `~/.cache`.
 fn cache_file() -> Option<PathBuf> {
     private_cache::path(CACHE_FILE)
+}
+
+/// The version of the `podman` package dpkg (database in `admin`) installed `binary` from:
+/// `None` unless the package lists the binary's real path, is installed, and the binary has
+/// not changed since dpkg wrote that list (a podman built and copied over it later is asked).
+fn dpkg_version(binary: &Path, admin: &Path) -> Option<PodmanVersion> {
+    let real = fs::canonicalize(binary).ok()?;
+    let list_path = admin.join("info/podman.list");
+    let list = fs::read_to_string(&list_path).ok()?;
+    if !list.lines().any(|line| Path::new(line) == real) {
+        return None;
+    }
+    let written = fs::metadata(&list_path).ok()?;
+    let file = fs::metadata(&real).ok()?;
+    if (file.ctime(), file.ctime_nsec()) > (written.mtime(), written.mtime_nsec()) {
+        return None;
+    }
+    let status = fs::read_to_string(admin.join("status")).ok()?;
+    let stanza = status
+        .split("\n\n")
+        .find(|stanza| stanza.lines().any(|line| line == "Package: podman"))?;
+    let field = |name: &str| {
+        stanza
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+    };
+    if field("Status") != Some("install ok installed") {
+        return None;
+    }
+    // [epoch:]upstream[-revision]; the upstream version's leading numbers (5.4.2+ds1 -> 5.4.2).
+    let version = field("Version")?;
+    let upstream = version.split_once(':').map_or(version, |(_, rest)| rest);
+    let numeric: String = upstream
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    numeric.trim_end_matches('.').parse().ok()
 }
 
 /// Runs `binary --version`.
@@ -270,6 +317,67 @@ mod tests {
         assert_eq!(podman.version(), None);
         assert!(!podman.cache().exists());
         assert_eq!(version_of(&podman.dir.path().join("missing"), None), None);
+    }
+
+    /// A dpkg database in the fake's directory that installed its binary as `version`.
+    fn dpkg_installed(podman: &FakePodman, version: &str, status: &str) -> PathBuf {
+        let admin = podman.dir.path().join("dpkg");
+        fs::create_dir_all(admin.join("info")).unwrap();
+        let real = fs::canonicalize(podman.binary()).unwrap();
+        fs::write(
+            admin.join("info/podman.list"),
+            format!("/.\n/usr\n{}\n", real.display()),
+        )
+        .unwrap();
+        fs::write(
+            admin.join("status"),
+            format!(
+                "Package: podman-docker\nStatus: install ok installed\nVersion: 1.0\n\n\
+                 Package: podman\nStatus: {status}\nPriority: optional\nVersion: {version}\n\n"
+            ),
+        )
+        .unwrap();
+        admin
+    }
+
+    #[test]
+    fn dpkgs_database_answers_for_the_binary_it_installed_without_a_spawn() {
+        let podman = FakePodman::new("5.4.2");
+        let dpkg = dpkg_installed(&podman, "5.4.2+ds1-2+b2", "install ok installed");
+        let version = |cache: Option<&Path>| {
+            version_of_in(&podman.binary(), cache, &dpkg).map(|v| v.to_string())
+        };
+        assert_eq!(version(Some(&podman.cache())).as_deref(), Some("5.4.2"));
+        assert_eq!(version(None).as_deref(), Some("5.4.2"));
+        assert_eq!(podman.calls(), 0);
+        // An epoch, a pre-release.
+        let dpkg = dpkg_installed(&podman, "4:5.0.0~rc1-1", "install ok installed");
+        assert_eq!(
+            version_of_in(&podman.binary(), None, &dpkg).map(|v| v.to_string()),
+            Some("5.0.0".to_owned())
+        );
+        assert_eq!(podman.calls(), 0);
+    }
+
+    #[test]
+    fn a_binary_dpkg_no_longer_vouches_for_is_asked() {
+        let podman = FakePodman::new("5.4.2");
+        let ask = |dpkg: &Path| version_of_in(&podman.binary(), None, dpkg).map(|v| v.to_string());
+        // Removed, with its config files left: the database's version is not the binary's.
+        let dpkg = dpkg_installed(&podman, "4.3.1+ds1-8", "deinstall ok config-files");
+        assert_eq!(ask(&dpkg).as_deref(), Some("5.4.2"));
+        assert_eq!(podman.calls(), 1);
+        // Not the file the package lists.
+        let dpkg = dpkg_installed(&podman, "4.3.1+ds1-8", "install ok installed");
+        fs::write(dpkg.join("info/podman.list"), "/usr/bin/podman\n").unwrap();
+        assert_eq!(ask(&dpkg).as_deref(), Some("5.4.2"));
+        assert_eq!(podman.calls(), 2);
+        // Replaced after dpkg installed it (a podman built from source, copied over it).
+        let dpkg = dpkg_installed(&podman, "4.3.1+ds1-8", "install ok installed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        podman.install("5.4.2");
+        assert_eq!(ask(&dpkg).as_deref(), Some("5.4.2"));
+        assert_eq!(podman.calls(), 3);
     }
 
     #[test]
