@@ -6,9 +6,9 @@
 # The timed commands are what a user types: `podlab cdi generate --driver-root R --dev-root D`,
 # no --podman-version, run by the rootless test user in a login-like environment (HOME, PATH,
 # an XDG_RUNTIME_DIR where NO socket listens: the "no service running" case). So podlab learns
-# the target Podman from `podman --version`, remembered in ~/.cache/podlab after the first run
-# (the warmup runs); the cold row removes that entry before each run (the first run after a
-# podman upgrade). The row with --podman-version is an extra, labelled as pinned.
+# the target Podman from dpkg's database where dpkg installed podman (this host), else from
+# `podman --version`, remembered in ~/.cache/podlab after the first run (the warmup runs); the
+# cold row removes that entry before each run (the first run after a podman upgrade). The row with --podman-version is an extra, labelled as pinned.
 # Baselines in the same hyperfine invocation: nvidia-ctk's own `cdi generate` on the same roots
 # when benches/setup-nvidia-ctk.sh has built it, `ldconfig -p` on the same ld.so.cache, and
 # /bin/true (the spawn floor). Load average is printed before and after: the host is shared.
@@ -167,7 +167,7 @@ print(f"\n{'command':<20} {'median ms':>9} {'min ms':>7} {'runs':>5} {'peak RSS 
 for name, r in res.items():
     rss = f"{mib[name]:.1f}" if name in mib else "-"
     print(f"{name:<20} {ms[name]:>9.3f} {r['min'] * 1e3:>7.3f} {len(r['times']):>5} {rss:>12}")
-print("(podlab-2gpu-cold: the remembered podman version removed before each run, so podman is asked;\n"
+print("(podlab-2gpu-cold: the remembered podman version removed before each run, so it is looked up again;\n"
       " podlab-2gpu-pinned: --podman-version given, an extra row, not what a user types)")
 print()
 ctk = ms.get("nvidia-ctk-2gpu")
