@@ -19,7 +19,8 @@
 # It reports and exits 0 whether or not the targets are met; non-zero only when setup fails.
 # Needs a provisioned test host (sudo tests/host/provision.sh); run as root (it writes the two
 # bench specs to /etc/cdi under kinds of their own). PODLAB_BIN=path skips the build;
-# ROUNDS=n (30: 60 runs of each row; 20 runs left the GPU ratio +-3% from one run to the next).
+# ROUNDS=n (90: 180 runs of each row, about 3 minutes; at 60 runs the GPU ratio still moved
+# +-2.5% from one run to the next).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -106,7 +107,7 @@ round() { # FILE: one round, exported to FILE; retried up to 5 times
   die "a round failed 5 times"
 }
 round "$WORK/warmup.json"
-for ((i = 0; i < ${ROUNDS:-30}; i++)); do round "$WORK/round-$i.json"; done
+for ((i = 0; i < ${ROUNDS:-90}; i++)); do round "$WORK/round-$i.json"; done
 echo "rounds retried after a failure (socket restarted by another run): $retries" >&2
 echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 python3 - "$WORK"/round-*.json >"$OUT/run-overhead.json" <<'PY'
