@@ -319,10 +319,13 @@ pub async fn image_user(session: &Session, connect: &ConnectOptions) -> Result<O
     } else {
         crate::plan::image_probes(true, &facts.env)
     };
-    let answers =
-        crate::engine::image_cache::image_paths(&connected.engine, &facts, image, &probes)
-            .await
-            .unwrap_or_else(|err| crate::ops::run::unanswered(&probes, &err));
+    let answers = crate::engine::image_cache::image_paths_or_unknown(
+        &connected.engine,
+        &facts,
+        image,
+        &probes,
+    )
+    .await;
     Ok(Some(ImageUser {
         user: facts.user,
         passwd,

@@ -58,9 +58,9 @@ pub async fn plan_container<E: Engine>(
     if !gpus.names.is_empty() {
         // One probe container, its answers remembered per image ID.
         let probes = plan::image_probes(matches!(gpus.mode, plan::GpuMode::Inline(_)), &facts.env);
-        let answers = crate::engine::image_cache::image_paths(engine, &facts, image, &probes)
-            .await
-            .unwrap_or_else(|err| unanswered(&probes, &err));
+        let answers =
+            crate::engine::image_cache::image_paths_or_unknown(engine, &facts, image, &probes)
+                .await;
         plan::fit_to_image(&mut gpus, &session.env, &facts.env, |path| {
             probes
                 .iter()
@@ -95,16 +95,6 @@ pub async fn plan_container<E: Engine>(
         gpus,
         init: true,
     })
-}
-
-/// No answers to `probes`, after a probe container failed: the GPU edits then go in every
-/// library directory, unfitted, and the container still runs.
-pub fn unanswered(probes: &[&str], err: &Error) -> Vec<Option<crate::engine::ImagePath>> {
-    tracing::warn!(
-        "could not look into the image ({}): its GPU libraries go in every library directory",
-        err.message()
-    );
-    vec![None; probes.len()]
 }
 
 /// Creates and starts the container without attaching; returns its name.
