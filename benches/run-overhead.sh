@@ -6,10 +6,13 @@
 # another). Rows:
 #   podlab-none    podlab run --gpus none                       (a session without GPUs)
 #   podlab-all     podlab run --gpus all --driver-root ROOT     (the Debian NVIDIA root; no spec
-#                  Podman reads, so the GPU edits go inline: discovery, then the create call)
+#                  Podman reads, so the GPU edits go inline, fitted to the image: discovery,
+#                  then the create call)
 #   podman-none    podman run --rm IMAGE true
+#   podman-fitted  podman run --device with a spec of exactly podlab-all's mounts and device
+#                  nodes (taken from its create body): what those cost Podman itself
 #   podman-podlab  podman run --device with podlab's own hook-free spec (in /etc/cdi, removed
-#                  on exit), the same mounts as podlab-all
+#                  on exit): every driver file, in the three library directories
 #   podman-ctk     podman run --device with nvidia-ctk's hooked spec (management mode, the only
 #                  one without a loaded driver; nvidia-cdi-hook createContainer hooks), when
 #                  benches/setup-nvidia-ctk.sh has built it
@@ -17,7 +20,7 @@
 # Targets: podlab-all <= 1.05x podlab-none (issue 12), podlab-none <= 0.75x podman-none, podlab's
 # peak RSS < 20 MiB. Medians; load average printed before and after (the host is shared).
 # It reports and exits 0 whether or not the targets are met; non-zero only when setup fails.
-# Needs a provisioned test host (sudo tests/host/provision.sh); run as root (it writes the two
+# Needs a provisioned test host (sudo tests/host/provision.sh); run as root (it writes the
 # bench specs to /etc/cdi under kinds of their own). PODLAB_BIN=path skips the build;
 # ROUNDS=n (90: 180 runs of each row, about 3 minutes; at 60 runs the GPU ratio still moved
 # +-2.5% from one run to the next).
@@ -39,8 +42,9 @@ CTK=${NVIDIA_CTK:-/var/cache/podlab-bench/bin/nvidia-ctk}
 HOOK=$(dirname "$CTK")/nvidia-cdi-hook
 PODLAB_SPEC=/etc/cdi/podlab-bench-podlab.yaml
 CTK_SPEC=/etc/cdi/podlab-bench-ctk.yaml
+FITTED_SPEC=/etc/cdi/podlab-bench-fitted.json
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK" "$PODLAB_SPEC" "$CTK_SPEC"' EXIT
+trap 'rm -rf "$WORK" "$PODLAB_SPEC" "$CTK_SPEC" "$FITTED_SPEC"' EXIT
 chmod 755 "$WORK"
 install -m 755 "$PODLAB_BIN" "$WORK/podlab"
 install -d -o "$PODLAB_TEST_USER" "$WORK/project"
@@ -64,6 +68,20 @@ cmds=("$(in_project "$WORK/podlab -q run --gpus none --image $IMAGE -- true")"
   "$(in_project "podman run --rm --device bench.podlab/gpu=all $IMAGE true")")
 "$WORK/podlab" -q cdi generate --driver-root "$ROOT" --vendor bench.podlab --podman-version 5.4.2 \
   --output "$PODLAB_SPEC" || die "podlab cdi generate failed"
+# podlab-all's GPU mounts and device nodes, from its create body (-vv logs it), as a CDI spec.
+sh -c "$(in_project "$WORK/podlab -vv run --gpus all --driver-root $ROOT --image $IMAGE -- true")" \
+  2>&1 | sed -n 's/.*creating the container body=//p' | python3 -c '
+import json, sys
+body = json.loads(sys.stdin.readline())
+mounts = [{"hostPath": m["source"], "containerPath": m["destination"], "options": m["options"]}
+          for m in body["mounts"] if m["destination"] != "/workspace"]
+nodes = [{"path": d["path"]} for d in body.get("devices") or []]
+print(json.dumps({"cdiVersion": "0.5.0", "kind": "bench.podlab/fitted", "devices": [
+    {"name": "all", "containerEdits": {"deviceNodes": nodes, "mounts": mounts}}]}))
+' >"$FITTED_SPEC" || die "podlab-all's create body could not be read"
+chmod 644 "$FITTED_SPEC"
+names+=(podman-fitted)
+cmds+=("$(in_project "podman run --rm --device bench.podlab/fitted=all $IMAGE true")")
 if [[ -x $CTK && -x $HOOK ]] && "$CTK" cdi generate --mode management --driver-root "$ROOT" --dev-root / \
   --vendor bench.podlab --class ctk --nvidia-cdi-hook-path "$HOOK" --output "$CTK_SPEC" 2>"$WORK/ctk.err"; then
   chmod 644 "$CTK_SPEC"
@@ -135,6 +153,7 @@ for name, ms in median.items():
 ok = lambda b: "met" if b else "MISSED"
 gpu = median["podlab-all"] / median["podlab-none"]
 print(f"\nGPU session start, podlab-all / podlab-none: {gpu:.3f}x (target <= 1.05: {ok(gpu <= 1.05)})")
+print(f"podman with podlab-all's fitted mounts and nodes, podman-fitted / podman-none: {median['podman-fitted'] / median['podman-none']:.3f}x")
 print(f"podman with podlab's spec, podman-podlab / podman-none: {median['podman-podlab'] / median['podman-none']:.3f}x")
 if "podman-ctk" in median:
     print(f"podman with nvidia-ctk's hooked spec, podman-ctk / podman-none: {median['podman-ctk'] / median['podman-none']:.3f}x")
