@@ -71,13 +71,26 @@ struct PathStat {
     link_target: String,
 }
 
-/// `X-Docker-Container-Path-Stat` of `path`: base64 JSON, or a refusal (404: missing).
+/// `X-Docker-Container-Path-Stat` of `path`: base64 JSON, or a refusal. Only a 404 means
+/// missing (an answer that is remembered); another refusal is an error.
 fn path_stat(
     path: &str,
     stat: std::result::Result<Option<String>, ApiFailure>,
 ) -> Result<Option<ImagePath>> {
-    let Ok(Some(encoded)) = stat else {
-        return Ok(None);
+    let encoded = match stat {
+        Ok(Some(encoded)) => encoded,
+        Ok(None) => {
+            return Err(Error::env(format!(
+                "podman's stat of {path} in the image came without its header"
+            )));
+        }
+        Err(failure) if failure.status == StatusCode::NOT_FOUND => return Ok(None),
+        Err(failure) => {
+            return Err(Error::env(format!(
+                "podman could not stat {path} in the image: {}",
+                failure.message
+            )));
+        }
     };
     let json = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
@@ -869,6 +882,35 @@ fn first_file_in_tar(tar: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a probe remembers must be what the image holds: only a 404 is "missing"; a
+    /// refused stat is an error (not remembered), never a missing path.
+    #[test]
+    fn only_a_404_stat_means_a_path_is_missing() {
+        // Podman's header for /lib64/ld-linux-x86-64.so.2 in the glibc test image.
+        let header = base64::engine::general_purpose::STANDARD.encode(
+            r#"{"name":"ld-linux-x86-64.so.2","size":46,"mode":134218239,"mtime":"2026-12-05T05:38:03Z","isDir":false,"linkTarget":"/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"}"#,
+        );
+        let path = "/lib64/ld-linux-x86-64.so.2";
+        assert_eq!(
+            path_stat(path, Ok(Some(header))).unwrap(),
+            Some(ImagePath {
+                link_target: Some("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2".into())
+            })
+        );
+        let refused = |status| ApiFailure {
+            status,
+            message: "refused".into(),
+        };
+        assert_eq!(
+            path_stat(path, Err(refused(StatusCode::NOT_FOUND))).unwrap(),
+            None
+        );
+        for failure in [Err(refused(StatusCode::INTERNAL_SERVER_ERROR)), Ok(None)] {
+            assert!(path_stat(path, failure).is_err());
+        }
+        assert!(path_stat(path, Ok(Some("not base64!".into()))).is_err());
+    }
 
     #[test]
     fn reads_the_first_file_of_a_real_tar() {
