@@ -246,13 +246,15 @@ impl TestHost {
             return;
         }
         let url = format!("unix://{}", self.socket.display());
-        // `setsid -f` forks the service into its own session and returns at once.
-        let started = self
-            .command(
-                "setsid",
-                &["-f", "podman", "system", "service", "--time=0", &url],
-            )
-            .status_only();
+        // `setsid -f` forks the service into its own session and returns at once. Its log is
+        // kept beside the provisioning script's service.log (root's file), appended: a
+        // service that dies mid-run says why.
+        let log = self.socket.with_file_name("restarted-service.log");
+        let script = format!(
+            "exec setsid -f podman system service --time=0 {url} </dev/null >>'{}' 2>&1",
+            log.display()
+        );
+        let started = self.command("sh", &["-c", &script]).status_only();
         assert_eq!(started, 0, "cannot restart the user's podman socket");
         wait_for("the user's socket to answer", || self.socket_alive());
     }
