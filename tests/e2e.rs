@@ -4,7 +4,7 @@ mod common;
 
 use std::fs;
 
-use common::{exclusive_socket, host, ping, shared_socket, wait_for};
+use common::{exclusive_socket, host, ping, shared_socket};
 
 #[test]
 fn version_reports_the_users_socket_and_server() {
@@ -119,7 +119,7 @@ fn autostarts_a_private_service_when_the_user_socket_is_down() {
     let _socket = exclusive_socket();
     let private_dir = host.runtime_dir.join("podlab");
     let private_socket = private_dir.join("podman.sock");
-    stop_private_service(&private_dir);
+    host.stop_private_service();
     host.stop_user_socket();
     let restore = RestoreUserSocket(host);
 
@@ -176,7 +176,7 @@ fn autostarts_a_private_service_when_the_user_socket_is_down() {
         |c| c["status"] == "pass" && c["message"].as_str().unwrap_or("").contains("podlab")
     ));
 
-    stop_private_service(&private_dir);
+    host.stop_private_service();
     assert!(!ping(&private_socket));
     drop(restore);
     assert!(host.socket_alive());
@@ -187,7 +187,7 @@ fn version_says_started_by_podlab_for_its_own_reused_private_service() {
     let Some(host) = host() else { return };
     let _socket = exclusive_socket();
     let private_dir = host.runtime_dir.join("podlab");
-    stop_private_service(&private_dir);
+    host.stop_private_service();
     host.stop_user_socket();
     let restore = RestoreUserSocket(host);
     let first = host.podlab(&["version"]).output();
@@ -201,7 +201,7 @@ fn version_says_started_by_podlab_for_its_own_reused_private_service() {
     assert!(reused.stdout.contains(&line), "{}", reused.stdout);
     let json = host.podlab(&["version", "--json"]).output();
     assert_eq!(json.expect_code(0).json()["autostarted"], true);
-    stop_private_service(&private_dir);
+    host.stop_private_service();
     drop(restore);
 }
 
@@ -212,18 +212,6 @@ impl Drop for RestoreUserSocket {
     fn drop(&mut self) {
         self.0.start_user_socket();
     }
-}
-
-fn stop_private_service(private_dir: &std::path::Path) {
-    if let Ok(pid) = fs::read_to_string(private_dir.join("service.pid")) {
-        let _ = std::process::Command::new("kill")
-            .arg(pid.trim())
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-    wait_for("the private service to stop", || {
-        !ping(&private_dir.join("podman.sock"))
-    });
 }
 
 #[test]

@@ -251,22 +251,9 @@ struct Restore {
 impl Drop for Restore {
     fn drop(&mut self) {
         let _ = fs::write(&self.conf, &self.text);
-        stop_private_service(self.host);
+        self.host.stop_private_service();
         self.host.start_user_socket();
     }
-}
-
-fn stop_private_service(host: &TestHost) {
-    let dir = host.runtime_dir.join("podlab");
-    if let Ok(pid) = fs::read_to_string(dir.join("service.pid")) {
-        let _ = std::process::Command::new("kill")
-            .arg(pid.trim())
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-    common::wait_for("the private service to stop", || {
-        !common::ping(&dir.join("podman.sock"))
-    });
 }
 
 /// The pid `podlab version --json` reports for podlab's private service.
@@ -287,7 +274,7 @@ fn a_changed_containers_conf_restarts_podlabs_own_service() {
     let _socket = common::exclusive_socket();
     let conf = host.home.join(".config/containers/containers.conf");
     let text = fs::read(&conf).expect("the test user's containers.conf");
-    stop_private_service(host);
+    host.stop_private_service();
     host.stop_user_socket();
     let _restore = Restore {
         host,
@@ -370,7 +357,7 @@ fn kube_for_a_cluster_needs_no_podman_and_says_what_it_assumed() {
     let _socket = common::exclusive_socket();
     let conf = host.home.join(".config/containers/containers.conf");
     let text = fs::read(&conf).expect("the test user's containers.conf");
-    stop_private_service(host);
+    host.stop_private_service();
     host.stop_user_socket();
     let _restore = Restore { host, conf, text };
     let project = host.user_dir("first-hour-kube");

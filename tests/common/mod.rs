@@ -240,6 +240,33 @@ impl TestHost {
         wait_for("the user's socket to stop", || !self.socket_alive());
     }
 
+    /// Stops podlab's private service (in `$XDG_RUNTIME_DIR/podlab`) and waits until its
+    /// socket no longer answers. Only the process its pid file names *and* whose command line
+    /// names that socket is signalled: these tests run as root, and a stale pid file can name
+    /// a pid the system has since given to another process (pids wrap at 32768 here, and a
+    /// test run starts tens of thousands), such as the user's own podman service.
+    pub fn stop_private_service(&self) {
+        let dir = self.runtime_dir.join("podlab");
+        let socket = dir.join("podman.sock");
+        let pid = fs::read_to_string(dir.join("service.pid"))
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok());
+        let serves = |pid: u32| {
+            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                cmdline
+                    .split(|byte| *byte == 0)
+                    .any(|arg| arg == format!("unix://{}", socket.display()).as_bytes())
+            })
+        };
+        if let Some(pid) = pid.filter(|pid| serves(*pid)) {
+            let _ = Command::new("kill")
+                .arg(pid.to_string())
+                .stderr(Stdio::null())
+                .status();
+        }
+        wait_for("the private service to stop", || !ping(&socket));
+    }
+
     /// Starts the user's API service again, as the provisioning script does.
     pub fn start_user_socket(&self) {
         if self.socket_alive() {
