@@ -370,7 +370,7 @@ fn detach(command: &mut Command) {
     }
 }
 
-fn create_private_dir(dir: &Path) -> Result<()> {
+pub(super) fn create_private_dir(dir: &Path) -> Result<()> {
     let fail = |err: std::io::Error| Error::env(format!("cannot create {}: {err}", dir.display()));
     fs::DirBuilder::new()
         .recursive(true)

@@ -443,7 +443,11 @@ pub fn port_failure_hint(message: &str) -> Option<&'static str> {
 pub async fn connect(options: &ConnectOptions) -> Result<Connected<podman::PodmanApi>> {
     let caller = CallerEnv::from_process(options.url.clone());
     let connection = find_socket(options, &caller).await?;
-    let engine = podman::PodmanApi::new(&connection.socket);
+    let create_lock = caller
+        .podlab_runtime_dir()
+        .ok()
+        .map(|dir| dir.join(podman::CREATE_LOCK));
+    let engine = podman::PodmanApi::new(&connection.socket).with_create_lock(create_lock);
     Connected::new(engine, connection)
 }
 

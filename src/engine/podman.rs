@@ -6,7 +6,8 @@
 //! `/v1.41/libpod`, so it is never called; the liveness probe is done in [`super::socket`].
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use base64::Engine as _;
 use hyper::{Method, StatusCode};
@@ -27,14 +28,52 @@ use tokio::io::AsyncBufReadExt as _;
 pub struct PodmanApi {
     client: podman_api::Podman,
     libpod: Libpod,
+    /// Held around each container create (see [`CREATE_LOCK`]); `None`: not serialized.
+    create_lock: Option<PathBuf>,
 }
+
+/// The lock file, in `$XDG_RUNTIME_DIR/podlab`, that serializes this user's podlab processes'
+/// container creates. Podman 5.4 (built with libsubid, as Debian builds it) reads
+/// `/etc/subuid` through libsubid for every keep-id container it creates, and libsubid is not
+/// safe to call from two threads: two creates at once (two `podlab run -d` started together,
+/// a sweep's jobs) corrupted the service's heap. It aborted (`free(): invalid pointer` in
+/// `subid_get_gid_ranges`, taking every client's connection with it), or passed runc a user
+/// namespace with no mapping ("User namespaces enabled, but no user mapping found"). A create
+/// takes milliseconds, so waiting for one costs little.
+pub const CREATE_LOCK: &str = "create.lock";
+
+/// How long a create waits for another podlab's before failing.
+const CREATE_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl PodmanApi {
     pub fn new(socket: &Path) -> Self {
         Self {
             client: podman_api::Podman::unix(socket),
             libpod: Libpod::new(socket),
+            create_lock: None,
         }
+    }
+
+    /// Serializes container creates on the lock file `path` (see [`CREATE_LOCK`]).
+    #[must_use]
+    pub fn with_create_lock(mut self, path: Option<PathBuf>) -> Self {
+        self.create_lock = path;
+        self
+    }
+
+    /// The create lock, taken; `None` when there is none (its directory cannot be made).
+    async fn lock_creates(&self) -> Result<Option<std::fs::File>> {
+        let Some(path) = &self.create_lock else {
+            return Ok(None);
+        };
+        if let Some(dir) = path.parent() {
+            if super::autostart::create_private_dir(dir).is_err() {
+                return Ok(None);
+            }
+        }
+        crate::host::atomic::lock(path, CREATE_LOCK_TIMEOUT)
+            .await
+            .map(Some)
     }
 }
 
@@ -380,11 +419,13 @@ impl Engine for PodmanApi {
     }
 
     async fn create_container(&self, body: &serde_json::Value) -> Result<String> {
-        match self
-            .libpod
-            .call(Method::POST, "/containers/create", Some(body))
-            .await?
-        {
+        let created = {
+            let _lock = self.lock_creates().await?;
+            self.libpod
+                .call(Method::POST, "/containers/create", Some(body))
+                .await?
+        };
+        match created {
             Ok(bytes) => Ok(decode::<Created>("container create", &bytes)?.id),
             Err(failure) if failure.status == StatusCode::NOT_FOUND => Err(Error::user(format!(
                 "cannot create the container: {}",
@@ -882,6 +923,33 @@ fn first_file_in_tar(tar: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two `podlab run -d` started together crashed Podman 5.4's service (libsubid, which
+    /// keep-id creates call, is not thread-safe): this user's podlab processes now take turns
+    /// to create, on a lock file in their private runtime directory.
+    #[tokio::test]
+    async fn two_creates_at_once_take_turns_as_podmans_libsubid_is_not_thread_safe() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("podlab");
+        let api = PodmanApi::new(Path::new("/nonexistent/podman.sock"))
+            .with_create_lock(Some(private.join(CREATE_LOCK)));
+        let first = api.lock_creates().await.unwrap();
+        assert!(first.is_some());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&private).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o700);
+        let waiting = tokio::time::timeout(Duration::from_millis(300), api.lock_creates()).await;
+        assert!(
+            waiting.is_err(),
+            "the second create must wait for the first"
+        );
+        drop(first);
+        assert!(api.lock_creates().await.unwrap().is_some());
+        // Without a runtime directory there is nothing to lock, and nothing waits.
+        let unlocked = PodmanApi::new(Path::new("/nonexistent/podman.sock"));
+        assert!(unlocked.lock_creates().await.unwrap().is_none());
+    }
 
     /// What a probe remembers must be what the image holds: only a 404 is "missing"; a
     /// refused stat is an error (not remembered), never a missing path.
