@@ -62,8 +62,8 @@ as_user="runuser -u $PODLAB_TEST_USER -- env -i HOME=$PODLAB_TEST_HOME PATH=/usr
 XDG_RUNTIME_DIR=$PODLAB_TEST_RUNTIME_DIR PODMAN_IGNORE_CGROUPSV1_WARNING=1"
 in_project() { echo "cd $WORK/project && $as_user $*"; }
 names=(podlab-none podlab-all podman-none podman-podlab)
-cmds=("$(in_project "$WORK/podlab -q run --gpus none --image $IMAGE -- true")"
-  "$(in_project "$WORK/podlab -q run --gpus all --driver-root $ROOT --image $IMAGE -- true")"
+cmds=("$(in_project "$WORK/podlab run --gpus none --image $IMAGE -- true")"
+  "$(in_project "$WORK/podlab run --gpus all --driver-root $ROOT --image $IMAGE -- true")"
   "$(in_project "podman run --rm $IMAGE true")"
   "$(in_project "podman run --rm --device bench.podlab/gpu=all $IMAGE true")")
 "$WORK/podlab" -q cdi generate --driver-root "$ROOT" --vendor bench.podlab --podman-version 5.4.2 \

@@ -69,18 +69,10 @@ pub struct Started {
 /// recorded, and only while it is still that service.
 pub fn stop_private_service(runtime_dir: &Path) -> bool {
     let paths = ServicePaths::new(runtime_dir.join("podlab"));
-    let Some(pid) = fs::read_to_string(&paths.pid)
-        .ok()
-        .and_then(|text| text.trim().parse::<i32>().ok())
+    let Some(pid) = service_pid(&paths)
+        .and_then(|pid| i32::try_from(pid).ok())
+        .and_then(rustix::process::Pid::from_raw)
     else {
-        return false;
-    };
-    let ours = fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
-        let words: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
-        let url = format!("unix://{}", paths.socket.display());
-        words.contains(&b"service".as_slice()) && words.contains(&url.as_bytes())
-    });
-    let Some(pid) = rustix::process::Pid::from_raw(pid).filter(|_| ours) else {
         return false;
     };
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()

@@ -241,29 +241,13 @@ impl TestHost {
     }
 
     /// Stops podlab's private service (in `$XDG_RUNTIME_DIR/podlab`) and waits until its
-    /// socket no longer answers. Only the process its pid file names *and* whose command line
-    /// names that socket is signalled: these tests run as root, and a stale pid file can name
-    /// a pid the system has since given to another process (pids wrap at 32768 here, and a
-    /// test run starts tens of thousands), such as the user's own podman service.
+    /// socket no longer answers, through podlab's own stop: it signals the pid in the pid
+    /// file only while that process serves podlab's socket. These tests run as root, and a
+    /// stale pid file can name a pid the system has since given to another process (pids wrap
+    /// at 32768 here), such as the user's own podman service.
     pub fn stop_private_service(&self) {
-        let dir = self.runtime_dir.join("podlab");
-        let socket = dir.join("podman.sock");
-        let pid = fs::read_to_string(dir.join("service.pid"))
-            .ok()
-            .and_then(|text| text.trim().parse::<u32>().ok());
-        let serves = |pid: u32| {
-            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
-                cmdline
-                    .split(|byte| *byte == 0)
-                    .any(|arg| arg == format!("unix://{}", socket.display()).as_bytes())
-            })
-        };
-        if let Some(pid) = pid.filter(|pid| serves(*pid)) {
-            let _ = Command::new("kill")
-                .arg(pid.to_string())
-                .stderr(Stdio::null())
-                .status();
-        }
+        podlab::engine::autostart::stop_private_service(&self.runtime_dir);
+        let socket = self.runtime_dir.join("podlab/podman.sock");
         wait_for("the private service to stop", || !ping(&socket));
     }
 
